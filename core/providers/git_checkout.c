@@ -1,0 +1,24 @@
+/* git.checkout: placeholder until the provider lands. */
+#include "core/provider.h"
+
+static int ph_create(const struct prov_call *c, struct prov_result *r, struct err *e)
+{
+    (void)c;
+    (void)r;
+    return err_set(e, PE_INTERNAL, NULL, "git.checkout is not implemented yet");
+}
+
+static int ph_remove(const struct prov_call *c, struct err *e)
+{
+    (void)c;
+    (void)e;
+    return 0;
+}
+
+const struct provider prov_git_checkout = {
+    .type = "git.checkout",
+    .create = ph_create,
+    .read = ph_create,
+    .update = ph_create,
+    .remove = ph_remove,
+};

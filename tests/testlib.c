@@ -1,0 +1,2 @@
+/* testlib: helpers shared by the unit and end-to-end suites. */
+#include "tests/testlib.h"
