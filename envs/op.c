@@ -1,0 +1,591 @@
+/* op: the shared flow behind up, plan, destroy and refresh. */
+#include "envs/op.h"
+
+#include "core/lib/fs.h"
+#include "core/lib/sb.h"
+#include "core/lib/str.h"
+#include "core/lib/tm.h"
+#include "core/lib/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *op_user(void)
+{
+    const char *u = getenv("USER");
+    if (u && *u)
+        return xstrdup(u);
+    struct passwd *pw = getpwuid(getuid());
+    return xstrdup(pw ? pw->pw_name : "unknown");
+}
+
+static const struct val *outputs_cb(void *ctx, const char *resource)
+{
+    struct op_env *oe = ctx;
+    return eng_outputs(oe->en, resource);
+}
+
+static int ref_cb(void *ctx, const char *env, const struct val **out, struct err *e)
+{
+    struct op_env *oe = ctx;
+    for (size_t i = 0; i < oe->nrefs; i++)
+        if (!strcmp(oe->refs[i]->env, env)) {
+            *out = oe->refs[i]->outputs;
+            return 0;
+        }
+    if (!strcmp(env, oe->st->env))
+        return err_set(e, PE_CONFIG, NULL, "an environment cannot reference its own outputs "
+                                           "through ref.%s",
+                       env);
+    struct state *s = NULL;
+    int rc = state_load(&s, oe->proj->state_dir, env, e);
+    if (rc) {
+        err_hint(e, "bring '%s' up first: prenv env up %s", env, env);
+        return rc;
+    }
+    XGROW(oe->refs, oe->caprefs, oe->nrefs + 1);
+    oe->refs[oe->nrefs++] = s;
+    *out = s->outputs;
+    return 0;
+}
+
+static void tpl_ctx_init(struct op_env *oe, struct tpl_ctx *tc)
+{
+    memset(tc, 0, sizeof *tc);
+    tc->tpl = oe->tpl;
+    tc->env = oe->env_meta;
+    tc->pr = oe->st->pr;
+    tc->artifact = oe->st->artifact;
+    tc->project = oe->project_meta;
+    tc->config = oe->cfg ? oe->cfg->values : NULL;
+    tc->config_from = oe->def.config;
+    tc->outputs = outputs_cb;
+    tc->octx = oe;
+    tc->ref_outputs = ref_cb;
+    tc->rctx = oe;
+}
+
+static int render_cb(void *ctx, size_t i, struct val **props, struct err *e)
+{
+    struct op_env *oe = ctx;
+    struct tpl_ctx tc;
+    tpl_ctx_init(oe, &tc);
+    return tpl_render_props(props, &tc, i, e);
+}
+
+void op_close(struct op_env *oe)
+{
+    if (!oe)
+        return;
+    eng_free(oe->en);
+    if (oe->locked)
+        lock_release(&oe->lock, false);
+    for (size_t i = 0; i < oe->nrefs; i++)
+        state_free(oe->refs[i]);
+    free(oe->refs);
+    free(oe->nodes);
+    val_free(oe->env_meta);
+    val_free(oe->project_meta);
+    state_free(oe->st);
+    tpl_free(oe->tpl);
+    envcfg_free(oe->cfg);
+    env_def_release(&oe->def);
+    project_free(oe->proj);
+    free(oe);
+}
+
+static void build_meta(struct op_env *oe)
+{
+    struct state *st = oe->st;
+    oe->env_meta = val_map(NULL);
+    val_map_set(oe->env_meta, "name", NULL, val_str(st->env, NULL));
+    val_map_set(oe->env_meta, "slug", NULL, val_str(st->env, NULL));
+    val_map_set(oe->env_meta, "kind", NULL, val_str(env_kind_name(oe->def.kind), NULL));
+    val_map_set(oe->env_meta, "owner", NULL, val_str(st->owner ? st->owner : "", NULL));
+    val_map_set(oe->env_meta, "work_dir", NULL,
+                val_str_own(xasprintf("%s/work/%s", oe->proj->state_dir, st->env), NULL));
+    val_map_set(oe->env_meta, "sha", NULL, st->sha ? val_str(st->sha, NULL) : val_null(NULL));
+    oe->project_meta = val_map(NULL);
+    val_map_set(oe->project_meta, "name", NULL, val_str(oe->proj->name, NULL));
+    val_map_set(oe->project_meta, "dir", NULL, val_str(oe->proj->dir, NULL));
+    if (oe->def.kind == ENV_PREVIEW) {
+        struct val *pr = st->pr ? val_clone(st->pr) : val_map(NULL);
+        if (!val_map_get(pr, "number"))
+            val_map_set(pr, "number", NULL, val_int(oe->def.number, NULL));
+        if (st->sha)
+            val_map_set(pr, "sha", NULL, val_str(st->sha, NULL));
+        static const char *const fields[] = {"sha", "branch", "author", "title", NULL};
+        for (size_t i = 0; fields[i]; i++)
+            if (!val_map_get(pr, fields[i]))
+                val_map_set(pr, fields[i], NULL, val_null(NULL));
+        val_free(st->pr);
+        st->pr = pr;
+    }
+}
+
+static void apply_meta(struct op_env *oe, const struct op_opts *o)
+{
+    struct state *st = oe->st;
+    free(st->kind);
+    st->kind = xstrdup(env_kind_name(oe->def.kind));
+    free(st->project);
+    st->project = xstrdup(oe->proj->name);
+    if (o->owner) {
+        free(st->owner);
+        st->owner = xstrdup(o->owner);
+    } else if (!st->owner) {
+        st->owner = op_user();
+    }
+    if (o->ttl_ms > 0) {
+        st->ttl_ms = o->ttl_ms;
+        st->expires_ms = tm_now_ms() + o->ttl_ms;
+    } else if (oe->is_new && oe->def.ttl_ms > 0) {
+        st->ttl_ms = oe->def.ttl_ms;
+        st->expires_ms = st->created_ms + oe->def.ttl_ms;
+    }
+    if (o->sha) {
+        free(st->sha);
+        st->sha = xstrdup(o->sha);
+    }
+    /* --set values persist with the env; --unset removes them */
+    if (o->sets)
+        val_merge(&st->sets, o->sets);
+    for (size_t i = 0; i < o->nunsets; i++) {
+        const char *k = o->unsets[i];
+        struct val *m = st->sets;
+        const char *dot;
+        while (m && (dot = strchr(k, '.'))) {
+            char *head = xstrndup(k, (size_t)(dot - k));
+            m = val_map_get(m, head);
+            free(head);
+            k = dot + 1;
+        }
+        if (m && m->kind == VAL_MAP)
+            val_free(val_map_take(m, k));
+    }
+    if (!oe->cfg)
+        return; /* opened without config (show, destroy): keep what was recorded */
+    /* tags: the project's, then config's `tags`, then prenv's own */
+    val_free(st->tags);
+    st->tags = val_clone(oe->proj->tags);
+    const struct val *ct = oe->cfg ? val_map_get(oe->cfg->values, "tags") : NULL;
+    if (ct && ct->kind == VAL_MAP)
+        for (size_t i = 0; i < ct->u.map.n; i++) {
+            struct sb b;
+            sb_init(&b);
+            val_text(&b, ct->u.map.e[i].v);
+            val_map_set(st->tags, ct->u.map.e[i].key, NULL, val_str_own(sb_steal(&b), NULL));
+        }
+    val_map_set(st->tags, "env", NULL, val_str(st->env, NULL));
+    val_map_set(st->tags, "kind", NULL, val_str(st->kind, NULL));
+    val_map_set(st->tags, "owner", NULL, val_str(st->owner, NULL));
+    val_map_set(st->tags, "project", NULL, val_str(oe->proj->name, NULL));
+    val_free(st->layers);
+    st->layers = val_list(NULL);
+    for (size_t i = 0; oe->cfg && i < oe->cfg->nlayers; i++)
+        val_list_push(st->layers, val_str(oe->cfg->layers[i].name, NULL));
+}
+
+int op_open(struct op_env **out, const char *env, unsigned flags, const struct op_opts *o,
+            struct err *e)
+{
+    *out = NULL;
+    struct op_env *oe = xcalloc(1, sizeof *oe);
+    char *dir = NULL;
+    int rc = project_find(&dir, o->project_dir, e);
+    if (!rc)
+        rc = project_load(&oe->proj, dir, o->state_dir, e);
+    free(dir);
+    if (rc)
+        goto fail;
+    if ((rc = project_env(&oe->def, oe->proj, env, e)))
+        goto fail;
+    if (flags & OP_LOCK) {
+        if ((rc = lock_acquire(&oe->lock, oe->proj->state_dir, env, o->command,
+                               o->lock_wait_ms, o->on_lock, o->lock_ctx, e)))
+            goto fail;
+        oe->locked = true;
+    }
+    rc = state_load(&oe->st, oe->proj->state_dir, env, e);
+    if (rc == PE_NOTFOUND && !(flags & OP_NEED_STATE)) {
+        err_release(e);
+        rc = 0;
+        oe->st = state_new(env, env_kind_name(oe->def.kind), oe->proj->name);
+        oe->is_new = true;
+    } else if (rc == PE_NOTFOUND) {
+        err_hint(e, "`prenv env list` shows the environments that exist; `prenv env up %s` "
+                    "creates this one",
+                 env);
+        goto fail;
+    } else if (rc) {
+        goto fail;
+    }
+    if (!(flags & OP_NO_CONFIG)) {
+        struct val *sets = val_clone(oe->st->sets);
+        if (o->sets)
+            val_merge(&sets, o->sets);
+        for (size_t i = 0; i < o->nunsets; i++) {
+            struct val *m = sets;
+            const char *k = o->unsets[i], *dot;
+            while (m && (dot = strchr(k, '.'))) {
+                char *head = xstrndup(k, (size_t)(dot - k));
+                m = val_map_get(m, head);
+                free(head);
+                k = dot + 1;
+            }
+            if (m && m->kind == VAL_MAP)
+                val_free(val_map_take(m, k));
+        }
+        rc = envcfg_load(&oe->cfg, oe->proj, oe->def.config, sets, e);
+        val_free(sets);
+        if (rc) {
+            err_prefix(e, "environment '%s': ", env);
+            goto fail;
+        }
+    }
+    apply_meta(oe, o);
+    build_meta(oe);
+    if (flags & OP_LOAD_TEMPLATE) {
+        char *abs = fs_abspath(oe->proj->dir, oe->proj->template_file);
+        if (!fs_exists(abs)) {
+            rc = err_set(e, PE_CONFIG, NULL, "template %s does not exist",
+                         oe->proj->template_file);
+            err_hint(e, "'template:' in %s names it", PROJECT_FILE);
+            free(abs);
+            goto fail;
+        }
+        rc = tpl_load(&oe->tpl, abs, oe->proj->template_file, e);
+        free(abs);
+        if (rc)
+            goto fail;
+        oe->nodes = xcalloc(oe->tpl->n + 1, sizeof *oe->nodes);
+        for (size_t i = 0; i < oe->tpl->n; i++) {
+            const struct tpl_res *r = &oe->tpl->res[i];
+            oe->nodes[i] = (struct eng_node){r->name, r->prov, r->deps, r->ndeps, r->protect};
+        }
+        oe->desired = (struct eng_desired){oe->nodes, oe->tpl->n, oe->tpl->order, render_cb, oe};
+    }
+    oe->host.state_dir = oe->proj->state_dir;
+    oe->host.port_lo = oe->proj->port_lo;
+    oe->host.port_hi = oe->proj->port_hi;
+    struct eng_opts eo = {
+        .parallel = o->parallel,
+        .rollback = o->rollback,
+        .ignore_protect = o->ignore_protect,
+        .env_protect = oe->def.protect,
+        .on_event = o->on_event,
+        .ev_ctx = o->ev_ctx,
+    };
+    oe->en = eng_new(oe->st, oe->proj->state_dir, oe->proj->dir, &oe->host, &eo);
+    *out = oe;
+    return 0;
+fail:
+    op_close(oe);
+    return rc;
+}
+
+int op_prepare(struct op_env *oe, const struct op_opts *o, struct plan *p, struct err *e)
+{
+    memset(p, 0, sizeof *p);
+    int rc = 0;
+    if (!oe->is_new && oe->locked) {
+        if ((rc = eng_reconcile(oe->en, e)))
+            return rc;
+    }
+    if (!oe->is_new && !o->no_refresh) {
+        int nd = 0;
+        if ((rc = eng_refresh(oe->en, false, &nd, e)))
+            return rc;
+    }
+    rc = eng_plan(oe->en, &oe->desired, p, e);
+    if (rc)
+        err_prefix(e, "environment '%s': ", oe->st->env);
+    return rc;
+}
+
+static struct val *changes_val(const int done[OP_COUNT])
+{
+    struct val *c = val_map(NULL);
+    val_map_set(c, "create", NULL, val_int(done[OP_CREATE], NULL));
+    val_map_set(c, "update", NULL, val_int(done[OP_UPDATE], NULL));
+    val_map_set(c, "replace", NULL, val_int(done[OP_REPLACE], NULL));
+    val_map_set(c, "delete", NULL, val_int(done[OP_DELETE], NULL));
+    return c;
+}
+
+void op_history(struct op_env *oe, const char *operation, const char *result,
+                const struct val *changes, long long started_ms)
+{
+    struct val *rec = val_map(NULL);
+    struct sb t;
+    sb_init(&t);
+    tm_rfc3339(&t, tm_now_ms());
+    val_map_set(rec, "time", NULL, val_str_own(sb_steal(&t), NULL));
+    char *user = op_user();
+    val_map_set(rec, "user", NULL, val_str_own(user, NULL));
+    val_map_set(rec, "operation", NULL, val_str(operation, NULL));
+    val_map_set(rec, "sha", NULL, oe->st->sha ? val_str(oe->st->sha, NULL) : val_null(NULL));
+    val_map_set(rec, "result", NULL, val_str(result, NULL));
+    if (started_ms)
+        val_map_set(rec, "duration_ms", NULL, val_int(tm_mono_ms() - started_ms, NULL));
+    if (changes)
+        val_map_set(rec, "changes", NULL, val_clone(changes));
+    if (oe->st->last_error && strcmp(result, "ok") != 0)
+        val_map_set(rec, "error", NULL, val_str(oe->st->last_error, NULL));
+    struct err e = {0};
+    state_history_append(oe->proj->state_dir, oe->st->env, rec, &e);
+    err_release(&e);
+    val_free(rec);
+}
+
+/* per-resource change list for history */
+static struct val *resource_changes(const struct plan *p)
+{
+    struct val *l = val_list(NULL);
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->steps[i].op == OP_SAME)
+            continue;
+        struct val *m = val_map(NULL);
+        val_map_set(m, "resource", NULL, val_str(p->steps[i].name, NULL));
+        val_map_set(m, "op", NULL, val_str(eng_op_name(p->steps[i].op), NULL));
+        if (p->steps[i].nchanged) {
+            struct val *ch = val_list(NULL);
+            for (size_t k = 0; k < p->steps[i].nchanged; k++)
+                val_list_push(ch, val_str(p->steps[i].changed[k], NULL));
+            val_map_set(m, "properties", NULL, ch);
+        }
+        val_list_push(l, m);
+    }
+    return l;
+}
+
+int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int done[OP_COUNT],
+             long long started_ms, struct err *e)
+{
+    (void)o;
+    struct state *st = oe->st;
+    if (oe->is_new) {
+        free(st->status);
+        st->status = xstrdup("creating");
+    }
+    int rc = eng_apply(oe->en, &oe->desired, p, done, e);
+    struct val *outs = NULL;
+    if (!rc) {
+        struct tpl_ctx tc;
+        tpl_ctx_init(oe, &tc);
+        rc = tpl_render_outputs(&outs, &tc, e);
+    }
+    free(st->status);
+    free(st->last_error);
+    st->last_error = NULL;
+    if (!rc) {
+        st->status = xstrdup("up");
+        val_free(st->outputs);
+        st->outputs = outs;
+    } else {
+        st->status = xstrdup("failed");
+        st->last_error = xstrdup(e->msg ? e->msg : err_code_name(rc));
+    }
+    struct err se = {0};
+    int src = eng_save(oe->en, &se);
+    if (src && !rc) {
+        err_move(e, &se);
+        rc = src;
+    }
+    err_release(&se);
+    oe->is_new = false;
+    struct val *ch = changes_val(done);
+    val_map_set(ch, "resources", NULL, resource_changes(p));
+    op_history(oe, "up", rc ? "failed" : "ok", ch, started_ms);
+    val_free(ch);
+    return rc;
+}
+
+int op_touch(struct op_env *oe, const struct op_opts *o, struct err *e)
+{
+    (void)o;
+    if (oe->is_new)
+        return 0;
+    /* outputs may depend on refreshed resource outputs */
+    struct tpl_ctx tc;
+    tpl_ctx_init(oe, &tc);
+    struct val *outs = NULL;
+    if (oe->tpl && !tpl_render_outputs(&outs, &tc, e)) {
+        val_free(oe->st->outputs);
+        oe->st->outputs = outs;
+    } else if (e->code) {
+        return e->code;
+    }
+    if (strcmp(oe->st->status, "up") != 0 && !oe->st->npend) {
+        free(oe->st->status);
+        oe->st->status = xstrdup("up");
+        free(oe->st->last_error);
+        oe->st->last_error = NULL;
+    }
+    return eng_save(oe->en, e);
+}
+
+static void release_env_ports(const char *state_dir, const char *env)
+{
+    char *dir = xasprintf("%s/ports", state_dir);
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return;
+    }
+    size_t el = strlen(env);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        char buf[256];
+        struct err e = {0};
+        char *text = NULL;
+        size_t len = 0;
+        if (!fs_read(p, sizeof buf, &text, &len, &e) && len > el && !strncmp(text, env, el) &&
+            text[el] == ' ')
+            unlink(p);
+        err_release(&e);
+        free(text);
+        free(p);
+    }
+    closedir(d);
+    free(dir);
+}
+
+int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long long started_ms,
+               struct err *e)
+{
+    (void)o;
+    struct state *st = oe->st;
+    *left = 0;
+    int rc = eng_reconcile(oe->en, e);
+    if (rc)
+        return rc;
+    free(st->status);
+    st->status = xstrdup("destroying");
+    if ((rc = eng_save(oe->en, e)))
+        return rc;
+    size_t before = st->nres;
+    rc = eng_destroy(oe->en, left, e);
+    int done[OP_COUNT] = {0};
+    done[OP_DELETE] = (int)(before - st->nres);
+    struct val *ch = changes_val(done);
+    if (rc || *left) {
+        free(st->status);
+        st->status = xstrdup("destroy-failed");
+        free(st->last_error);
+        st->last_error = xstrdup(e->msg ? e->msg : "some resources could not be removed");
+        struct err se = {0};
+        eng_save(oe->en, &se);
+        err_release(&se);
+        op_history(oe, "destroy", "failed", ch, started_ms);
+        val_free(ch);
+        return rc ? rc : PE_PROVIDER;
+    }
+    /* everything is gone: remove the env's files, then its state, last */
+    const char *sd = oe->proj->state_dir;
+    const char *subs[] = {"work", "logs", "run"};
+    for (size_t i = 0; i < 3 && !rc; i++) {
+        char *p = xasprintf("%s/%s/%s", sd, subs[i], st->env);
+        rc = fs_rm_rf(p, e);
+        free(p);
+    }
+    release_env_ports(sd, st->env);
+    if (!rc) {
+        op_history(oe, "destroy", "ok", ch, started_ms);
+        char *h = xasprintf("%s/history/%s.jsonl", sd, st->env);
+        /* the history moves into the project's audit log: the env is gone */
+        char *text = NULL;
+        size_t len = 0;
+        struct err re = {0};
+        if (!fs_read(h, STATE_MAX_FILE, &text, &len, &re) && len) {
+            char *audit = xasprintf("%s/history/destroyed.jsonl", sd);
+            struct sb b;
+            sb_init(&b);
+            sb_adds(&b, "{\"env\": ");
+            sb_add_json_str(&b, st->env);
+            sb_adds(&b, ", \"history\": [");
+            for (char *p = text, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
+                if (p != text)
+                    sb_addc(&b, ',');
+                sb_add(&b, p, (size_t)(nl - p));
+            }
+            sb_adds(&b, "]}\n");
+            fs_append_durable(audit, b.buf, b.len, 0600, &re);
+            sb_release(&b);
+            free(audit);
+        }
+        err_release(&re);
+        free(text);
+        unlink(h);
+        free(h);
+        rc = state_delete(sd, st->env, e);
+    }
+    if (!rc && oe->locked) {
+        lock_release(&oe->lock, true);
+        oe->locked = false;
+    }
+    val_free(ch);
+    return rc;
+}
+
+int op_refresh(struct op_env *oe, const struct op_opts *o, int *ndrift, struct err *e)
+{
+    (void)o;
+    int rc = eng_reconcile(oe->en, e);
+    if (!rc)
+        rc = eng_refresh(oe->en, true, ndrift, e);
+    op_history(oe, "refresh", rc ? "failed" : *ndrift ? "drift" : "ok", NULL, 0);
+    return rc;
+}
+
+int op_config(struct op_env *oe, struct val **out, struct err *e)
+{
+    struct tpl_ctx tc;
+    tpl_ctx_init(oe, &tc);
+    return tpl_render_config(out, &tc, e);
+}
+
+int op_render(struct op_env *oe, struct val **out, struct err *e)
+{
+    struct val *m = val_map(NULL);
+    struct val *res = val_map(NULL);
+    val_map_set(m, "env", NULL, val_str(oe->st->env, NULL));
+    val_map_set(m, "kind", NULL, val_str(oe->st->kind, NULL));
+    int rc = 0;
+    for (size_t k = 0; k < oe->tpl->n && !rc; k++) {
+        size_t i = oe->tpl->order[k];
+        struct val *props = NULL;
+        if ((rc = render_cb(oe, i, &props, e)))
+            break;
+        struct val *r = val_map(NULL);
+        val_map_set(r, "type", NULL, val_str(oe->tpl->res[i].prov->type, NULL));
+        struct val *deps = val_list(NULL);
+        for (size_t d = 0; d < oe->tpl->res[i].ndeps; d++)
+            val_list_push(deps, val_str(oe->tpl->res[oe->tpl->res[i].deps[d]].name, NULL));
+        val_map_set(r, "depends_on", NULL, deps);
+        val_map_set(r, "protect", NULL, val_bool(oe->tpl->res[i].protect, NULL));
+        val_map_set(r, "properties", NULL, props);
+        val_map_set(res, oe->tpl->res[i].name, NULL, r);
+    }
+    val_map_set(m, "resources", NULL, res);
+    if (!rc) {
+        struct tpl_ctx tc;
+        tpl_ctx_init(oe, &tc);
+        struct val *outs = NULL;
+        if (!(rc = tpl_render_outputs(&outs, &tc, e)))
+            val_map_set(m, "outputs", NULL, outs);
+    }
+    if (rc) {
+        val_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}

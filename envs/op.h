@@ -1,0 +1,86 @@
+/* op: one intent on one environment — up, plan, destroy, refresh — carried
+ * out the same way for every entry point (CLI today, the daemon later):
+ * resolve the env from the project (kind, config layers, owner, TTL), load the
+ * template, take the env's lock, settle what an interrupted run left, refresh,
+ * plan, apply, save, and append a history record.
+ *
+ * It sits above envs/ (project, layered config) and templates/ and below
+ * cmd/; it prints nothing: progress goes through callbacks. */
+#ifndef PRENV_OP_H
+#define PRENV_OP_H
+
+#include "core/engine.h"
+#include "core/lock.h"
+#include "envs/envcfg.h"
+#include "envs/project.h"
+#include "templates/tpl.h"
+
+struct op_env {
+    struct project *proj;
+    struct env_def def;
+    struct envcfg *cfg;
+    struct tpl *tpl;
+    struct state *st;
+    bool is_new;  /* no state existed */
+    bool locked;
+    struct lock lock;
+    struct prov_host host;
+    struct engine *en;
+    struct eng_node *nodes;
+    struct eng_desired desired;
+    struct val *env_meta, *project_meta;
+    /* other envs' outputs loaded for ${ref.*} */
+    struct state **refs;
+    size_t nrefs, caprefs;
+};
+
+struct op_opts {
+    const char *project_dir;  /* NULL = search upwards from the cwd */
+    const char *state_dir;    /* NULL = from prenv.yaml */
+    const char *command;      /* shown to lock waiters */
+    const struct val *sets;   /* --set values (map), borrowed */
+    char *const *unsets;      /* --unset keys */
+    size_t nunsets;
+    const char *owner;
+    long long ttl_ms;         /* > 0 sets expiry = now + ttl */
+    const char *sha;
+    int parallel;
+    bool rollback, ignore_protect, no_refresh;
+    long long lock_wait_ms;   /* < 0 forever */
+    eng_event_fn on_event;
+    void *ev_ctx;
+    lock_notify_fn on_lock;
+    void *lock_ctx;
+};
+
+enum { OP_LOAD_TEMPLATE = 1, OP_LOCK = 2, OP_NEED_STATE = 4, OP_NO_CONFIG = 8 };
+
+/* op_open: resolve env; with OP_LOCK take its lock; with OP_NEED_STATE a
+ * missing state is an error. */
+int op_open(struct op_env **out, const char *env, unsigned flags, const struct op_opts *o,
+            struct err *e);
+void op_close(struct op_env *oe);
+
+/* op_prepare: reconcile and (unless no_refresh) refresh, then plan. */
+int op_prepare(struct op_env *oe, const struct op_opts *o, struct plan *p, struct err *e);
+/* op_apply: apply p, render outputs, save, history. done[] counts ops. */
+int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int done[OP_COUNT],
+             long long started_ms, struct err *e);
+/* op_touch: save metadata changes (owner, TTL, sets) when the plan is empty. */
+int op_touch(struct op_env *oe, const struct op_opts *o, struct err *e);
+/* op_destroy: reconcile, destroy, remove the env's files; left counts leftovers. */
+int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long long started_ms,
+               struct err *e);
+/* op_refresh: read everything, write the refreshed state; ndrift counts drift. */
+int op_refresh(struct op_env *oe, const struct op_opts *o, int *ndrift, struct err *e);
+/* op_render: the fully resolved desired state as a map (resources, outputs, config). */
+int op_render(struct op_env *oe, struct val **out, struct err *e);
+/* op_config: the env's config, interpolated. */
+int op_config(struct op_env *oe, struct val **out, struct err *e);
+/* op_history: append a record {time, user, operation, sha, result, changes}. */
+void op_history(struct op_env *oe, const char *operation, const char *result,
+                const struct val *changes, long long started_ms);
+/* op_user: $USER or the login name; caller frees. */
+char *op_user(void);
+
+#endif

@@ -1,0 +1,449 @@
+/* project: loading and validating prenv.yaml; environment naming. */
+#include "envs/project.h"
+
+#include "core/lib/fs.h"
+#include "core/lib/sb.h"
+#include "core/lib/schema.h"
+#include "core/lib/str.h"
+#include "core/lib/xalloc.h"
+#include "core/lib/yt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_PORT_LO 20000
+#define DEFAULT_PORT_HI 29999
+
+static const char *const top_keys[] = {"project", "description", "template", "state_dir",
+                                       "ports", "tags", "stages", "previews", "sandboxes",
+                                       NULL};
+
+int project_find(char **dir, const char *start, struct err *e)
+{
+    char *d = fs_abspath(NULL, start ? start : ".");
+    for (;;) {
+        char *f = xasprintf("%s/%s", d, PROJECT_FILE);
+        bool ok = fs_exists(f);
+        free(f);
+        if (ok) {
+            *dir = d;
+            return 0;
+        }
+        if (!strcmp(d, "/"))
+            break;
+        char *up = fs_dirname(d);
+        free(d);
+        d = up;
+    }
+    free(d);
+    err_set(e, PE_NOTFOUND, NULL, "no %s in %s or any parent directory", PROJECT_FILE,
+            start ? start : "the current directory");
+    err_hint(e, "run `prenv init` to create one, or pass -C DIR");
+    return PE_NOTFOUND;
+}
+
+const char *env_kind_name(enum env_kind k)
+{
+    return k == ENV_STAGE ? "stage" : k == ENV_PREVIEW ? "preview" : "sandbox";
+}
+
+bool env_kind_parse(const char *s, enum env_kind *k)
+{
+    if (!strcmp(s, "stage"))
+        *k = ENV_STAGE;
+    else if (!strcmp(s, "preview"))
+        *k = ENV_PREVIEW;
+    else if (!strcmp(s, "sandbox"))
+        *k = ENV_SANDBOX;
+    else
+        return false;
+    return true;
+}
+
+void project_free(struct project *p)
+{
+    if (!p)
+        return;
+    free(p->dir);
+    free(p->file);
+    free(p->name);
+    free(p->template_file);
+    free(p->state_dir);
+    val_free(p->tags);
+    for (size_t i = 0; i < p->nstages; i++) {
+        free(p->stages[i].name);
+        free(p->stages[i].config);
+    }
+    free(p->stages);
+    struct kind_policy *ks[] = {&p->previews, &p->sandboxes};
+    for (int i = 0; i < 2; i++) {
+        free(ks[i]->pattern);
+        free(ks[i]->prefix);
+        free(ks[i]->suffix);
+        free(ks[i]->config);
+    }
+    val_free(p->doc);
+    free(p);
+}
+
+const struct stage *project_stage(const struct project *p, const char *name)
+{
+    for (size_t i = 0; i < p->nstages; i++)
+        if (!strcmp(p->stages[i].name, name))
+            return &p->stages[i];
+    return NULL;
+}
+
+/* a path inside the project: relative, and not escaping it */
+static int check_rel_path(const struct project *p, const struct val *v, const char *key,
+                          struct err *e)
+{
+    if (v->kind != VAL_STR || !*v->u.str.s)
+        return err_set(e, PE_CONFIG, &v->pos, "'%s' must be a non-empty path", key);
+    if (v->u.str.s[0] == '/')
+        return 0;
+    char *abs = fs_abspath(p->dir, v->u.str.s);
+    bool in = fs_within(p->dir, abs);
+    free(abs);
+    if (!in)
+        return err_set(e, PE_CONFIG, &v->pos, "'%s' (%s) points outside the project", key,
+                       v->u.str.s);
+    return 0;
+}
+
+static int parse_pattern(struct kind_policy *k, const struct val *v, const char *placeholder,
+                         struct err *e)
+{
+    const char *s = v->u.str.s;
+    const char *ph = strstr(s, placeholder);
+    if (!ph || strstr(ph + 1, placeholder))
+        return err_set(e, PE_CONFIG, &v->pos, "name pattern '%s' must contain %s exactly once", s,
+                       placeholder);
+    k->prefix = xstrndup(s, (size_t)(ph - s));
+    k->suffix = xstrdup(ph + strlen(placeholder));
+    char *probe = xasprintf("%s1%s", k->prefix, k->suffix);
+    bool ok = str_is_slug(probe, ENV_NAME_MAX) && (*k->prefix || *k->suffix);
+    free(probe);
+    if (!ok)
+        return err_set(e, PE_CONFIG, &v->pos,
+                       "name pattern '%s' must give lowercase names of letters, digits and '-' "
+                       "with a fixed prefix or suffix, e.g. pr-%s",
+                       s, placeholder);
+    k->pattern = xstrdup(s);
+    return 0;
+}
+
+static int load_policy(struct project *p, struct kind_policy *k, const char *key,
+                       const char *def_pattern, const char *placeholder, struct err *e)
+{
+    static const char *const pkeys[] = {"name", "config", "ttl", "max_per_owner", "enabled",
+                                        NULL};
+    const struct val *v = val_map_get(p->doc, key);
+    k->enabled = true;
+    k->numeric = !strcmp(placeholder, "{number}");
+    struct val *defv = val_str(def_pattern, NULL);
+    int rc = 0;
+    if (v && v->kind != VAL_NULL) {
+        char *what = xasprintf("'%s'", key);
+        rc = schema_map(v, what, e);
+        if (!rc)
+            rc = schema_keys(v, pkeys, what, e);
+        free(what);
+        if (rc)
+            goto out;
+        if ((rc = schema_bool(v, "enabled", &k->enabled, e)))
+            goto out;
+        const struct val *n = val_map_get(v, "name");
+        if (n && (rc = schema_kind(n, VAL_STR, "name", e)))
+            goto out;
+        if ((rc = parse_pattern(k, n ? n : defv, placeholder, e)))
+            goto out;
+        const struct val *c = val_map_get(v, "config");
+        if (c && c->kind != VAL_NULL) {
+            if ((rc = check_rel_path(p, c, "config", e)))
+                goto out;
+            k->config = xstrdup(c->u.str.s);
+        }
+        if ((rc = schema_duration(v, "ttl", &k->ttl_ms, e)))
+            goto out;
+        long long mx = 0;
+        if ((rc = schema_int(v, "max_per_owner", 0, 1000, &mx, e)))
+            goto out;
+        k->max_per_owner = (int)mx;
+    } else {
+        rc = parse_pattern(k, defv, placeholder, e);
+    }
+out:
+    val_free(defv);
+    return rc;
+}
+
+static int parse_ports(struct project *p, const struct val *v, struct err *e)
+{
+    p->port_lo = DEFAULT_PORT_LO;
+    p->port_hi = DEFAULT_PORT_HI;
+    if (!v || v->kind == VAL_NULL)
+        return 0;
+    if (v->kind != VAL_STR)
+        return err_set(e, PE_CONFIG, &v->pos, "'ports' must be a range such as 20000-20999");
+    long long lo, hi;
+    const char *dash = strchr(v->u.str.s, '-');
+    char *a = dash ? xstrndup(v->u.str.s, (size_t)(dash - v->u.str.s)) : xstrdup(v->u.str.s);
+    bool ok = dash && str_parse_int(a, 1024, 65535, &lo) && str_parse_int(dash + 1, 1024, 65535, &hi) &&
+              lo <= hi;
+    free(a);
+    if (!ok)
+        return err_set(e, PE_CONFIG, &v->pos,
+                       "'ports' must be a range LO-HI within 1024-65535, such as 20000-20999");
+    p->port_lo = (int)lo;
+    p->port_hi = (int)hi;
+    return 0;
+}
+
+static int load_tags(struct project *p, const struct val *v, struct err *e)
+{
+    p->tags = val_map(NULL);
+    if (!v || v->kind == VAL_NULL)
+        return 0;
+    int rc = schema_map(v, "'tags'", e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const struct val *t = v->u.map.e[i].v;
+        if (t->kind == VAL_MAP || t->kind == VAL_LIST || t->kind == VAL_NULL)
+            return err_set(e, PE_CONFIG, &t->pos, "tag '%s' must be a string",
+                           v->u.map.e[i].key);
+        struct sb b;
+        sb_init(&b);
+        val_text(&b, t);
+        val_map_set(p->tags, v->u.map.e[i].key, &v->u.map.e[i].kpos, val_str_own(sb_steal(&b), &t->pos));
+    }
+    return 0;
+}
+
+static int load_stages(struct project *p, const struct val *v, struct err *e)
+{
+    static const char *const skeys[] = {"config", "protect", "description", NULL};
+    if (!v || v->kind == VAL_NULL)
+        return 0;
+    int rc = schema_map(v, "'stages'", e);
+    if (rc)
+        return rc;
+    p->stages = xcalloc(v->u.map.n + 1, sizeof *p->stages);
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const struct val_entry *ent = &v->u.map.e[i];
+        struct stage *s = &p->stages[p->nstages];
+        if (!str_is_slug(ent->key, ENV_NAME_MAX))
+            return err_set(e, PE_CONFIG, &ent->kpos,
+                           "stage name '%s' must be lowercase letters, digits and '-' (at most "
+                           "%d characters)",
+                           ent->key, ENV_NAME_MAX);
+        s->name = xstrdup(ent->key);
+        s->pos = ent->kpos;
+        p->nstages++;
+        const struct val *sv = ent->v;
+        char *def = xasprintf("envs/%s.yaml", ent->key);
+        if (sv->kind == VAL_NULL) {
+            s->config = def;
+            continue;
+        }
+        char *what = xasprintf("stage '%s'", ent->key);
+        rc = schema_map(sv, what, e);
+        if (!rc)
+            rc = schema_keys(sv, skeys, what, e);
+        free(what);
+        if (!rc)
+            rc = schema_bool(sv, "protect", &s->protect, e);
+        const struct val *c = val_map_get(sv, "config");
+        if (!rc && c && c->kind != VAL_NULL)
+            rc = check_rel_path(p, c, "config", e);
+        if (rc) {
+            free(def);
+            return rc;
+        }
+        if (c && c->kind == VAL_STR) {
+            s->config = xstrdup(c->u.str.s);
+            free(def);
+        } else {
+            s->config = def;
+        }
+    }
+    return 0;
+}
+
+int project_load(struct project **out, const char *dir, const char *state_dir, struct err *e)
+{
+    struct project *p = xcalloc(1, sizeof *p);
+    p->dir = fs_abspath(NULL, dir);
+    p->file = xasprintf("%s/%s", p->dir, PROJECT_FILE);
+    int rc = yt_load(&p->doc, p->file, PROJECT_FILE, e);
+    if (rc)
+        goto fail;
+    if (p->doc->kind == VAL_NULL) {
+        rc = err_set(e, PE_CONFIG, &p->doc->pos, "%s is empty", PROJECT_FILE);
+        err_hint(e, "it needs at least 'project:' and 'template:'; `prenv init` writes an example");
+        goto fail;
+    }
+    if ((rc = schema_map(p->doc, PROJECT_FILE, e)) || (rc = schema_keys(p->doc, top_keys, PROJECT_FILE, e)))
+        goto fail;
+    const struct val *name = val_map_get(p->doc, "project");
+    if (!name) {
+        rc = err_set(e, PE_CONFIG, &p->doc->pos, "%s needs 'project:' (the project's name)",
+                     PROJECT_FILE);
+        goto fail;
+    }
+    if ((rc = schema_kind(name, VAL_STR, "project", e)))
+        goto fail;
+    if (!str_is_slug(name->u.str.s, 63)) {
+        rc = err_set(e, PE_CONFIG, &name->pos,
+                     "project name '%s' must be lowercase letters, digits and '-'", name->u.str.s);
+        goto fail;
+    }
+    p->name = xstrdup(name->u.str.s);
+    const struct val *tpl = val_map_get(p->doc, "template");
+    if (!tpl) {
+        rc = err_set(e, PE_CONFIG, &p->doc->pos,
+                     "%s needs 'template:' (the path of the stack template)", PROJECT_FILE);
+        goto fail;
+    }
+    if ((rc = check_rel_path(p, tpl, "template", e)))
+        goto fail;
+    p->template_file = xstrdup(tpl->u.str.s);
+    const struct val *sd = val_map_get(p->doc, "state_dir");
+    const char *sdir = state_dir ? state_dir : getenv("PRENV_STATE_DIR");
+    if (sd && sd->kind != VAL_NULL && (rc = schema_kind(sd, VAL_STR, "state_dir", e)))
+        goto fail;
+    if (!sdir || !*sdir)
+        sdir = sd && sd->kind == VAL_STR ? sd->u.str.s : ".prenv";
+    p->state_dir = fs_abspath(p->dir, sdir);
+    if ((rc = parse_ports(p, val_map_get(p->doc, "ports"), e)))
+        goto fail;
+    if ((rc = load_tags(p, val_map_get(p->doc, "tags"), e)))
+        goto fail;
+    if ((rc = load_stages(p, val_map_get(p->doc, "stages"), e)))
+        goto fail;
+    if ((rc = load_policy(p, &p->previews, "previews", "pr-{number}", "{number}", e)))
+        goto fail;
+    if ((rc = load_policy(p, &p->sandboxes, "sandboxes", "sb-{name}", "{name}", e)))
+        goto fail;
+    /* stage names must not be claimed by the patterns */
+    for (size_t i = 0; i < p->nstages; i++) {
+        const struct stage *s = &p->stages[i];
+        size_t pl = strlen(p->previews.prefix), sl = strlen(p->sandboxes.prefix);
+        if ((pl && !strncmp(s->name, p->previews.prefix, pl)) ||
+            (sl && !strncmp(s->name, p->sandboxes.prefix, sl))) {
+            rc = err_set(e, PE_CONFIG, &s->pos,
+                         "stage name '%s' collides with the preview or sandbox name pattern",
+                         s->name);
+            goto fail;
+        }
+    }
+    *out = p;
+    return 0;
+fail:
+    project_free(p);
+    *out = NULL;
+    return rc;
+}
+
+void env_def_release(struct env_def *d)
+{
+    free(d->name);
+    free(d->config);
+    memset(d, 0, sizeof *d);
+}
+
+static bool match_policy(const struct kind_policy *k, const char *name, long long *num)
+{
+    size_t pl = strlen(k->prefix), sl = strlen(k->suffix), nl = strlen(name);
+    if (!k->enabled || nl <= pl + sl || strncmp(name, k->prefix, pl) ||
+        strcmp(name + nl - sl, k->suffix))
+        return false;
+    char *mid = xstrndup(name + pl, nl - pl - sl);
+    bool ok;
+    if (k->numeric) {
+        ok = mid[0] != '0' && str_parse_int(mid, 1, 1000000000, num);
+    } else {
+        ok = str_is_slug(mid, ENV_NAME_MAX);
+    }
+    free(mid);
+    return ok;
+}
+
+int project_env(struct env_def *out, const struct project *p, const char *name, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (!str_is_slug(name, ENV_NAME_MAX)) {
+        err_set(e, PE_USAGE, NULL,
+                "'%s' is not a valid environment name: use lowercase letters, digits and '-' "
+                "(at most %d characters)",
+                name, ENV_NAME_MAX);
+        return PE_USAGE;
+    }
+    const struct stage *s = project_stage(p, name);
+    long long num = 0;
+    if (s) {
+        out->kind = ENV_STAGE;
+        out->config = xstrdup(s->config);
+        out->protect = s->protect;
+    } else if (match_policy(&p->previews, name, &num)) {
+        out->kind = ENV_PREVIEW;
+        out->number = num;
+        out->config = p->previews.config ? xstrdup(p->previews.config) : NULL;
+        out->ttl_ms = p->previews.ttl_ms;
+    } else if (match_policy(&p->sandboxes, name, &num)) {
+        out->kind = ENV_SANDBOX;
+        out->config = p->sandboxes.config ? xstrdup(p->sandboxes.config) : NULL;
+        out->ttl_ms = p->sandboxes.ttl_ms;
+    } else {
+        const char **names = xcalloc(p->nstages + 1, sizeof *names);
+        struct sb b;
+        sb_init(&b);
+        for (size_t i = 0; i < p->nstages; i++) {
+            names[i] = p->stages[i].name;
+            sb_addf(&b, "%s%s", i ? ", " : "", p->stages[i].name);
+        }
+        const char *near = str_closest(name, names, p->nstages);
+        if (near)
+            err_set(e, PE_NOTFOUND, NULL,
+                    "'%s' is not an environment of project '%s' (did you mean '%s'?)", name,
+                    p->name, near);
+        else
+            err_set(e, PE_NOTFOUND, NULL, "'%s' is not an environment of project '%s'", name,
+                    p->name);
+        err_hint(e, "environments are the stages (%s), previews named %s and sandboxes named %s",
+                 b.len ? b.buf : "none defined", p->previews.pattern, p->sandboxes.pattern);
+        sb_release(&b);
+        free(names);
+        return PE_NOTFOUND;
+    }
+    out->name = xstrdup(name);
+    return 0;
+}
+
+char *project_preview_name(const struct project *p, long long number)
+{
+    return xasprintf("%s%lld%s", p->previews.prefix, number, p->previews.suffix);
+}
+
+char *project_sandbox_name(const struct project *p, const char *who)
+{
+    /* turn a login into a slug: lowercase, other characters become '-' */
+    struct sb b;
+    sb_init(&b);
+    for (const char *c = who; *c && b.len < 24; c++) {
+        char ch = (char)tolower((unsigned char)*c);
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+            sb_addc(&b, ch);
+        else if (b.len && b.buf[b.len - 1] != '-')
+            sb_addc(&b, '-');
+    }
+    while (b.len && b.buf[b.len - 1] == '-')
+        b.buf[--b.len] = 0;
+    char *n = xasprintf("%s%s%s", p->sandboxes.prefix, b.len ? b.buf : "user", p->sandboxes.suffix);
+    sb_release(&b);
+    return n;
+}

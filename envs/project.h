@@ -1,0 +1,80 @@
+/* project: prenv.yaml — the project's name, template, stages, preview and
+ * sandbox policies, tags, state directory and port range — and the naming
+ * rules that decide what kind an environment name is. Loading validates
+ * everything and reports errors at file:line:col; nothing here changes any
+ * environment. */
+#ifndef PRENV_PROJECT_H
+#define PRENV_PROJECT_H
+
+#include "core/lib/err.h"
+#include "core/lib/val.h"
+
+#include <stdbool.h>
+
+#define PROJECT_FILE "prenv.yaml"
+#define ENV_NAME_MAX 40
+
+enum env_kind { ENV_STAGE, ENV_PREVIEW, ENV_SANDBOX };
+
+struct stage {
+    char *name;
+    char *config; /* relative to the project dir */
+    bool protect;
+    struct pos pos;
+};
+
+struct kind_policy {
+    bool enabled;
+    char *pattern;      /* "pr-{number}", "sb-{name}" */
+    char *prefix;       /* text before the placeholder */
+    char *suffix;       /* text after it */
+    bool numeric;       /* {number} rather than {name} */
+    char *config;       /* relative to the project dir, may be NULL */
+    long long ttl_ms;   /* 0 = none */
+    int max_per_owner;  /* sandboxes: 0 = unlimited */
+};
+
+struct project {
+    char *dir;       /* absolute project root */
+    char *file;      /* absolute path of prenv.yaml */
+    char *name;
+    char *template_file; /* relative to dir */
+    char *state_dir;     /* absolute */
+    int port_lo, port_hi;
+    struct val *tags;    /* map of string -> string */
+    struct stage *stages;
+    size_t nstages;
+    struct kind_policy previews, sandboxes;
+    struct val *doc;     /* the whole parsed file */
+};
+
+/* project_find: the nearest directory at or above start holding prenv.yaml.
+ * Caller frees *dir. */
+int project_find(char **dir, const char *start, struct err *e);
+/* project_load: parse and validate dir/prenv.yaml. state_dir overrides the
+ * file's (NULL = use the file's, or PRENV_STATE_DIR, or .prenv). */
+int project_load(struct project **out, const char *dir, const char *state_dir, struct err *e);
+void project_free(struct project *p);
+const struct stage *project_stage(const struct project *p, const char *name);
+const char *env_kind_name(enum env_kind k);
+bool env_kind_parse(const char *s, enum env_kind *k);
+
+/* An environment's identity as the project defines it. */
+struct env_def {
+    char *name;
+    enum env_kind kind;
+    char *config;      /* config file relative to project dir, may be NULL */
+    bool protect;
+    long long ttl_ms;  /* policy default, 0 = none */
+    long long number;  /* previews: the PR number */
+};
+
+/* project_env: classify name (a stage, or matching the preview or sandbox
+ * pattern); an unknown name is an error with suggestions. */
+int project_env(struct env_def *out, const struct project *p, const char *name, struct err *e);
+void env_def_release(struct env_def *d);
+/* project_env_name: the name of preview `number` or sandbox `name`. */
+char *project_preview_name(const struct project *p, long long number);
+char *project_sandbox_name(const struct project *p, const char *who);
+
+#endif
