@@ -41,7 +41,7 @@ static const char *ce(const struct cmd_ctx *c, const char *code)
     return c && c->color_err ? code : "";
 }
 
-int cmd_error(struct cmd_ctx *c, const struct err *e)
+int cmd_error(struct cmd_ctx *c, struct err *e)
 {
     struct sb b;
     sb_init(&b);
@@ -50,9 +50,9 @@ int cmd_error(struct cmd_ctx *c, const struct err *e)
     err_format(&b, e, c ? c->color_err : 0);
     fputs(b.buf, stderr);
     sb_release(&b);
-    if (e->code == PE_USAGE)
-        return EXIT_USAGE;
-    return EXIT_FAIL;
+    int code = e->code == PE_USAGE ? EXIT_USAGE : EXIT_FAIL;
+    err_release(e);
+    return code;
 }
 
 int cmd_usage_error(struct cmd_ctx *c, const char *fmt, ...)

@@ -67,8 +67,9 @@ int cmd_main(int argc, char **argv);
 const struct cmd_entry *const *cmd_table(void);
 
 /* Output helpers. */
-/* cmd_error: print e compiler-style on stderr; returns the exit code for it. */
-int cmd_error(struct cmd_ctx *c, const struct err *e);
+/* cmd_error: print e compiler-style on stderr, release it, and return the
+ * exit code for it. */
+int cmd_error(struct cmd_ctx *c, struct err *e);
 int cmd_usage_error(struct cmd_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmd_warn(struct cmd_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmd_note(struct cmd_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -206,7 +206,9 @@ static const char *drift_of(const struct engine *en, const char *name)
     for (size_t i = 0; i < en->ndrift; i++)
         if (!strcmp(en->drift_names[i], name))
             return en->drift_msgs[i];
-    return NULL;
+    /* drift an earlier refresh recorded */
+    const struct st_res *r = state_res(en->st, name);
+    return r ? r->drift : NULL;
 }
 
 const struct val *eng_outputs(struct engine *en, const char *resource)
@@ -985,6 +987,17 @@ static void ref_finish(struct runner *rn, struct task *t)
         en->drift_names[en->ndrift] = xstrdup(t->name);
         en->drift_msgs[en->ndrift++] = xstrdup(t->res.drift);
         emit(en, EV_DRIFT, t, t->res.drift);
+        /* recorded (when written) so a later `up` repairs it; the outputs
+         * that describe the desired state are kept */
+        if (r) {
+            free(r->drift);
+            r->drift = xstrdup(t->res.drift);
+        }
+        return;
+    }
+    if (r && r->drift) {
+        free(r->drift); /* put back by hand since: no longer drifted */
+        r->drift = NULL;
     }
     if (r && t->res.outputs && !val_equal(r->outputs, t->res.outputs)) {
         val_free(r->outputs);

@@ -38,6 +38,7 @@ void st_res_release(struct st_res *r)
     free(r->id);
     val_free(r->inputs);
     free(r->inputs_hash);
+    free(r->drift);
     val_free(r->outputs);
     val_free(r->priv);
     for (size_t i = 0; i < r->ndeps; i++)
@@ -267,6 +268,8 @@ void state_serialize(struct sb *b, const struct state *s, bool mask)
             sb_add_json_str(b, r->deps[d]);
         }
         sb_addc(b, ']');
+        if (r->drift)
+            add_str(b, "drift", r->drift, &f, 6);
         add_str(b, "inputs_hash", r->inputs_hash, &f, 6);
         add_val(b, "inputs", r->inputs, &f, 6, mask);
         add_val(b, "outputs", r->outputs, &f, 6, mask);
@@ -417,6 +420,7 @@ int state_parse(struct state **out, const char *text, size_t len, const char *na
         x.created_ms = jtime(r, "created");
         x.updated_ms = jtime(r, "updated");
         x.inputs_hash = jstr(r, "inputs_hash");
+        x.drift = jstr(r, "drift");
         x.inputs = jval(r, "inputs", true);
         x.outputs = jval(r, "outputs", true);
         x.priv = jval(r, "private", false);

@@ -27,6 +27,7 @@ struct st_res {
     char **deps;         /* names of resources it depended on */
     size_t ndeps;
     bool protect;
+    char *drift; /* what refresh found different from reality; NULL = none */
     long long created_ms, updated_ms;
 };
 

@@ -300,7 +300,10 @@ static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup
         if (!rc) {
             if (s->secret)
                 v->secret = 1;
-            v->pos = s->pos;
+            /* a value from a file keeps its own position (a type error then
+             * points at the config line); anything else points here */
+            if (!v->pos.src)
+                v->pos = s->pos;
             *out = v;
         }
         parsed_release(&p);

@@ -53,7 +53,27 @@ const char *str_closest(const char *word, const char *const *cands, size_t n)
     size_t limit = wl < 3 ? 1 : wl / 3 + 1;
     if (limit > 3)
         limit = 3;
-    return best && bestd <= limit ? best : NULL;
+    if (best && bestd <= limit)
+        return best;
+    /* a long shared prefix is a plausible abbreviation or truncation */
+    const char *pbest = NULL;
+    size_t plen = 0;
+    int ties = 0;
+    for (size_t i = 0; n == (size_t)-1 ? cands[i] != NULL : i < n; i++) {
+        if (!cands[i])
+            continue;
+        size_t k = 0;
+        while (word[k] && word[k] == cands[i][k])
+            k++;
+        if (k > plen) {
+            plen = k;
+            pbest = cands[i];
+            ties = 0;
+        } else if (k == plen) {
+            ties++;
+        }
+    }
+    return pbest && !ties && plen >= 4 && plen * 3 >= wl * 2 ? pbest : NULL;
 }
 
 bool str_prefix(const char *s, const char *prefix)

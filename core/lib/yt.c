@@ -101,11 +101,27 @@ struct val *yt_scalar(const char *t, const struct pos *pos)
 
 static int parse_node(struct ytp *y, yaml_event_t *ev, struct val **out, int depth);
 
+static bool blank_line(const struct src *s, int line)
+{
+    size_t n;
+    const char *l = src_line(s, line, &n);
+    if (!l)
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (l[i] != ' ' && l[i] != '\t')
+            return false;
+    return true;
+}
+
 static int next_event(struct ytp *y, yaml_event_t *ev)
 {
     if (!yaml_parser_parse(&y->p, ev)) {
         struct pos at = {y->src, (int)y->p.problem_mark.line + 1,
                          (int)y->p.problem_mark.column + 1};
+        /* at the end of the input the construct's start says more */
+        if (y->p.context && blank_line(y->src, at.line))
+            at = (struct pos){y->src, (int)y->p.context_mark.line + 1,
+                              (int)y->p.context_mark.column + 1};
         const char *ctx = y->p.context ? y->p.context : NULL;
         if (ctx)
             return err_set(y->e, PE_CONFIG, &at, "invalid YAML: %s %s", y->p.problem, ctx);

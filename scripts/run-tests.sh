@@ -1,0 +1,45 @@
+#!/bin/sh
+# Runs the whole Criterion suite (unit, then end to end) in every build dir
+# given, then checks that no test left a process or a port block behind.
+# Exits non-zero on any failure.
+set -u
+[ $# -gt 0 ] || set -- build build-asan
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+status=0
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+for b in "$@"; do
+    for t in unit-tests e2e-tests; do
+        if [ ! -x "$b/$t" ]; then
+            echo "run-tests: $b/$t is missing (build first)" >&2
+            status=1
+            continue
+        fi
+        echo "== $b/$t"
+        if ! "$b/$t" --jobs "$JOBS" --short-filename; then
+            echo "run-tests: $b/$t FAILED" >&2
+            status=1
+        fi
+    done
+done
+# nothing may outlive the suite
+left=$(pgrep -af 'prenv-test-' | grep -v pgrep || true)
+if [ -n "$left" ]; then
+    echo "run-tests: processes left behind by tests:" >&2
+    echo "$left" >&2
+    pkill -9 -f 'prenv-test-' || true
+    status=1
+fi
+if ls /tmp/prenv-test-ports/* >/dev/null 2>&1; then
+    echo "run-tests: port blocks left reserved: $(ls /tmp/prenv-test-ports)" >&2
+    rm -f /tmp/prenv-test-ports/*
+    status=1
+fi
+leftdirs=$(ls -d /tmp/prenv-test-* 2>/dev/null | grep -v prenv-test-ports || true)
+if [ -n "$leftdirs" ]; then
+    echo "run-tests: directories left behind: $leftdirs" >&2
+    rm -rf $leftdirs
+    status=1
+fi
+[ $status -eq 0 ] && echo "run-tests: all passed in: $*"
+exit $status
