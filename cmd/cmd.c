@@ -2,6 +2,7 @@
 #include "cmd/cmd.h"
 
 #include "core/lib/proc.h"
+#include "core/lib/vcs.h"
 #include "core/lib/sb.h"
 #include "core/lib/str.h"
 #include "core/lib/tm.h"
@@ -18,7 +19,8 @@
 #define CMD_LIST(X)                                                                               \
     X(init) X(env_up) X(env_plan) X(env_list) X(env_show) X(env_destroy) X(env_logs)              \
         X(env_refresh) X(env_unlock) X(sandbox_up) X(template_validate) X(template_render)       \
-            X(config_get) X(config_list) X(config_diff) X(version) X(help) X(supervise)
+            X(config_get) X(config_list) X(config_diff) X(version) X(help) X(supervise)       \
+                X(gendocs)
 CMD_LIST(E)
 #undef E
 
@@ -516,5 +518,6 @@ int cmd_main(int argc, char **argv)
     free(pos);
     free(c.command_line);
     src_free_all();
+    vcs_shutdown();
     return rc;
 }

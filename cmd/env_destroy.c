@@ -74,6 +74,10 @@ static int exec_destroy(struct cmd_ctx *c, void *vo, int argc, char **argv)
             goto out;
         }
     }
+    if (eng_destroy_check(oe->en, &e)) {
+        code = cmd_error(c, &e);
+        goto out;
+    }
     if (!o->json)
         printf("destroying %s (%zu resource%s)...\n", env, n, n == 1 ? "" : "s");
     size_t left = 0;

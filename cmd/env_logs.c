@@ -97,13 +97,15 @@ static void start_tail(struct logf *l, long long lines, bool prefix)
         ssize_t n = pread(l->fd, buf, (size_t)chunk, pos);
         if (n <= 0)
             break;
+        /* the newline ending the file does not start a line; the
+         * `lines`-th newline before it marks where the tail begins */
         for (ssize_t i = n; i-- > 0;)
-            if (buf[i] == '\n' && (pos + i != size - 1) && ++seen > lines) {
+            if (buf[i] == '\n' && (pos + i != size - 1) && ++seen >= lines) {
                 pos += i + 1;
                 goto found;
             }
     }
-    pos = seen > lines ? pos : 0;
+    pos = 0;
 found:
     l->off = pos;
     for (;;) {

@@ -47,7 +47,7 @@ void ui_value(struct sb *out, const struct val *v, size_t max)
     else if (v->kind == VAL_UNKNOWN)
         sb_addf(&b, "(known after apply: %s)", v->u.str.s);
     else
-        val_json(&b, v, VAL_JSON_MASK);
+        val_json(&b, v, VAL_JSON_MASK | VAL_JSON_HUMAN);
     if (b.len > max && max > 3) {
         b.buf[max - 3] = 0;
         b.len = max - 3;

@@ -1256,14 +1256,29 @@ static void destroy_finish(struct runner *rn, struct task *t)
     emit(en, EV_DONE, t, NULL);
 }
 
+int eng_destroy_check(struct engine *en, struct err *e)
+{
+    if (!en->opts.ignore_protect && en->opts.env_protect) {
+        err_set(e, PE_PROTECTED, NULL, "environment '%s' is protected; nothing was changed",
+                en->st->env);
+        err_hint(e, "it is marked protect: true in prenv.yaml; pass --ignore-protect if you "
+                    "really mean to destroy it");
+        return PE_PROTECTED;
+    }
+    if (!en->opts.ignore_protect)
+        for (size_t i = 0; i < en->st->nres; i++)
+            if (en->st->res[i].protect)
+                return protect_error(en, en->st->res[i].name, OP_DELETE, NULL, e);
+    return 0;
+}
+
 int eng_destroy(struct engine *en, size_t *left, struct err *e)
 {
     *left = 0;
-    if (!en->opts.ignore_protect)
-        for (size_t i = 0; i < en->st->nres; i++)
-            if (en->opts.env_protect || en->st->res[i].protect)
-                return protect_error(en, en->st->res[i].name, OP_DELETE, NULL, e);
-    int rc = eng_prepare_dirs(en, e);
+    int rc = eng_destroy_check(en, e);
+    if (rc)
+        return rc;
+    rc = eng_prepare_dirs(en, e);
     if (rc)
         return rc;
     size_t *ord = reverse_state_order(en->st, NULL, 0);

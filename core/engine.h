@@ -125,6 +125,8 @@ void plan_release(struct plan *p);
  * was done are in done[OP_COUNT]. */
 int eng_apply(struct engine *en, const struct eng_desired *d, struct plan *p, int done[OP_COUNT],
               struct err *e);
+/* eng_destroy_check: refuse (PE_PROTECTED) when protection forbids a destroy. */
+int eng_destroy_check(struct engine *en, struct err *e);
 /* eng_destroy: remove every resource. *left counts what could not be removed. */
 int eng_destroy(struct engine *en, size_t *left, struct err *e);
 /* eng_save: write the state now. */

@@ -464,8 +464,11 @@ int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long lo
     (void)o;
     struct state *st = oe->st;
     *left = 0;
-    int rc = eng_reconcile(oe->en, e);
+    /* protection is checked before anything is touched */
+    int rc = eng_destroy_check(oe->en, e);
     if (rc)
+        return rc;
+    if ((rc = eng_reconcile(oe->en, e)))
         return rc;
     free(st->status);
     st->status = xstrdup("destroying");

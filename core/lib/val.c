@@ -431,6 +431,12 @@ static void json_rec(struct sb *out, const struct val *v, int flags, int depth, 
         sb_add_json_str(out, v->u.str.s);
         break;
     case VAL_UNKNOWN:
+        if (flags & VAL_JSON_HUMAN) {
+            sb_adds(out, "(known after apply: ");
+            sb_adds(out, v->u.str.s);
+            sb_addc(out, ')');
+            break;
+        }
         sb_adds(out, "{\"$unknown\":");
         sb_add_json_str(out, v->u.str.s);
         sb_addc(out, '}');

@@ -96,7 +96,11 @@ void val_merge(struct val **dst, const struct val *src);
  * numbers and bools literally, null empty, lists and maps as compact JSON).
  * val_json: JSON; with mask, secrets print as "[secret]". val_canon: JSON with
  * sorted keys and secrets included, for hashing. */
-enum { VAL_JSON_MASK = 1, VAL_JSON_PRETTY = 2 };
+enum {
+    VAL_JSON_MASK = 1,   /* secrets print as "[secret]" */
+    VAL_JSON_PRETTY = 2, /* indented */
+    VAL_JSON_HUMAN = 4,  /* unknowns print as "(known after apply: x)" */
+};
 void val_text(struct sb *out, const struct val *v);
 void val_json(struct sb *out, const struct val *v, int flags);
 void val_canon(struct sb *out, const struct val *v);

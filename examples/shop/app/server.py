@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""The shop's web service: a small JSON API on the Python standard library.
+
+Environment (set by the template, templates/shop.yaml):
+  PORT             port to listen on, 127.0.0.1 only (prenv sets one per replica)
+  DATABASE_URL     sqlite:////absolute/path (the sqlite.database `url` output)
+  LOG_LEVEL        debug, info, warning or error (default info)
+  STAGE            the environment's name: dev, staging, pr-42, sb-alice...
+  ITEMS_PAGE_SIZE  the most items /api/items returns (default 50)
+
+Routes (GET or HEAD):
+  /healthz     200 {"status": "ok"} when the database is reachable and migrated, else 503
+  /api/items   the items in the database
+  /api/info    stage, log level, pid, port, item count, Python version
+
+SIGTERM or SIGINT stops it cleanly (exit 0).
+"""
+import json
+import logging
+import os
+import platform
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("shop")
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+
+
+class Config:
+    def __init__(self, environ):
+        port = environ.get("PORT", "")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise SystemExit(f"server.py: PORT must be a port number, not {port!r}")
+        self.port = int(port)
+        url = environ.get("DATABASE_URL", "")
+        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise SystemExit(f"server.py: DATABASE_URL must be sqlite:////abs/path, not {url!r}")
+        self.db_path = url[len("sqlite:///"):]
+        self.log_level_name = environ.get("LOG_LEVEL", "info").strip().lower() or "info"
+        self.stage = environ.get("STAGE", "local")
+        try:
+            self.page_size = max(1, int(environ.get("ITEMS_PAGE_SIZE", "50")))
+        except ValueError:
+            self.page_size = 50
+
+
+class Store:
+    """One short-lived connection per call: cheap for SQLite, and thread-safe."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def _connect(self):
+        if not os.path.exists(self.path):  # never create an empty database by accident
+            raise sqlite3.OperationalError(f"database {self.path} does not exist")
+        con = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=5)
+        con.row_factory = sqlite3.Row
+        return con
+
+    def health(self):
+        """(ok, detail): reachable and migrated?"""
+        try:
+            con = self._connect()
+            try:
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                if version < 1:
+                    return False, "database not migrated (schema version 0)"
+                con.execute("SELECT 1 FROM items LIMIT 1").fetchall()
+                return True, f"schema version {version}"
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            return False, f"database unreachable: {exc}"
+
+    def items(self, limit, offset=0):
+        con = self._connect()
+        try:
+            rows = con.execute(
+                "SELECT id, sku, name, price_cents, stock FROM items ORDER BY id LIMIT ? OFFSET ?",
+                (limit, offset)).fetchall()
+            total = con.execute("SELECT count(*) FROM items").fetchone()[0]
+            return [dict(r) for r in rows], total
+        finally:
+            con.close()
+
+    def count(self):
+        con = self._connect()
+        try:
+            return con.execute("SELECT count(*) FROM items").fetchone()[0]
+        finally:
+            con.close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "shop/1"
+    protocol_version = "HTTP/1.1"
+
+    # --- plumbing -----------------------------------------------------------
+
+    def log_request(self, code="-", size="-"):  # _dispatch logs each request once
+        pass
+
+    def log_message(self, fmt, *args):  # http.server's own messages (timeouts etc.)
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's errors (malformed request line, header too long...) as JSON too."""
+        try:
+            reason = message or HTTPStatus(code).phrase
+        except ValueError:
+            reason = message or "error"
+        self.close_connection = True
+        try:
+            self.send_json(code, {"error": reason})
+        except OSError:
+            pass
+        log.info("bad request from %s: %s %s", self.address_string(), code, reason)
+
+    def send_json(self, status, body):
+        data = (json.dumps(body) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self._status = status
+
+    def _dispatch(self):
+        start = time.monotonic()
+        self._status = 0
+        try:
+            parts = urlsplit(self.path)
+            route = ROUTES.get(parts.path.rstrip("/") or "/")
+            if route is None:
+                self.send_json(404, {"error": "not found", "path": parts.path})
+            else:
+                route(self, parse_qs(parts.query))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:  # never let one request take the server down
+            log.exception("%s %s failed", self.command, self.path)
+            self.close_connection = True
+            try:
+                self.send_json(500, {"error": "internal error"})
+            except OSError:
+                pass
+        finally:
+            ms = (time.monotonic() - start) * 1000
+            log.info("%s %s %s %.1fms", self.command, self.path, self._status or "-", ms)
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_HEAD(self):
+        self._dispatch()
+
+    def _not_allowed(self):
+        self.close_connection = True  # a body we did not read may follow
+        self.send_json(405, {"error": f"method {self.command} not allowed"})
+        log.info("%s %s 405", self.command, self.path)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _not_allowed
+
+    # --- routes -------------------------------------------------------------
+
+    def healthz(self, query):
+        ok, detail = self.server.store.health()
+        if ok:
+            self.send_json(200, {"status": "ok"})
+        else:
+            log.warning("unhealthy: %s", detail)
+            self.send_json(503, {"status": "unavailable", "detail": detail})
+
+    def api_items(self, query):
+        cfg = self.server.cfg
+        try:
+            limit = int(query.get("limit", [cfg.page_size])[0])
+            offset = int(query.get("offset", [0])[0])
+        except ValueError:
+            return self.send_json(400, {"error": "limit and offset must be integers"})
+        limit = min(max(limit, 1), cfg.page_size)
+        offset = max(offset, 0)
+        try:
+            items, total = self.server.store.items(limit, offset)
+        except sqlite3.Error as exc:
+            log.error("items: %s", exc)
+            return self.send_json(503, {"error": f"database unavailable: {exc}"})
+        self.send_json(200, {"stage": cfg.stage, "total": total, "limit": limit,
+                             "offset": offset, "items": items})
+
+    def api_info(self, query):
+        cfg = self.server.cfg
+        try:
+            count = self.server.store.count()
+        except sqlite3.Error as exc:
+            log.error("info: %s", exc)
+            count = None
+        self.send_json(200, {
+            "app": "shop",
+            "stage": cfg.stage,
+            "log_level": cfg.log_level_name,
+            "pid": os.getpid(),
+            "port": cfg.port,
+            "items": count,
+            "page_size": cfg.page_size,
+            "python": platform.python_version(),
+            "uptime_s": round(time.monotonic() - self.server.started, 3),
+        })
+
+
+ROUTES = {
+    "/healthz": Handler.healthz,
+    "/api/items": Handler.api_items,
+    "/api/info": Handler.api_info,
+}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    cfg = Config(os.environ)
+    level = LEVELS.get(cfg.log_level_name)
+    logging.basicConfig(stream=sys.stderr, level=level or logging.INFO,
+                        format=f"%(asctime)s %(levelname)s shop[{cfg.stage}:{cfg.port}] %(message)s")
+    if level is None:
+        log.warning("unknown LOG_LEVEL %r, using info", cfg.log_level_name)
+
+    server = Server(("127.0.0.1", cfg.port), Handler)
+    server.cfg = cfg
+    server.store = Store(cfg.db_path)
+    server.started = time.monotonic()
+
+    def stop(signo, frame):
+        log.info("%s: shutting down", signal.Signals(signo).name)
+        # shutdown() waits for serve_forever(), which runs in this thread: ask from another
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    ok, detail = server.store.health()
+    log.log(logging.INFO if ok else logging.WARNING, "stage %s listening on http://127.0.0.1:%d "
+            "(pid %d, db %s: %s)", cfg.stage, cfg.port, os.getpid(), cfg.db_path, detail)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
