@@ -366,10 +366,11 @@ int state_parse(struct state **out, const char *text, size_t len, const char *na
         return err_set(e, PE_STATE, NULL, "state file %s has no schema version", name);
     }
     if (sch->valueint > STATE_SCHEMA) {
+        int v = sch->valueint;
         cJSON_Delete(j);
         err_set(e, PE_STATE, NULL,
-                "state file %s has schema version %d; this prenv understands up to %d", name,
-                sch->valueint, STATE_SCHEMA);
+                "state file %s has schema version %d; this prenv understands up to %d", name, v,
+                STATE_SCHEMA);
         err_hint(e, "upgrade prenv");
         return PE_STATE;
     }

@@ -7,6 +7,7 @@ set -u
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")/.." && pwd)/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 for b in "$@"; do
     for t in unit-tests e2e-tests; do

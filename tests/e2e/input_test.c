@@ -259,3 +259,24 @@ Test(input, unique_prefixes_work_for_commands_and_options)
     cr_assert_eq(tl_json_int(r.out, "changes.create"), 2, "%s", r.out);
     tl_res_free(&r);
 }
+
+static void same_as_generated(const char *what, const char *file)
+{
+    struct tl_res r = tl_prenv(NULL, A("gendocs", what), NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    char *path = xasprintf("%s/docs/%s", PRENV_SRC, file);
+    char *doc = tl_read(path);
+    cr_assert_not_null(doc, "%s is missing", path);
+    cr_assert_str_eq(doc, r.out,
+                     "docs/%s is out of date: run `build/prenv gendocs %s > docs/%s`", file, what,
+                     file);
+    free(doc);
+    free(path);
+    tl_res_free(&r);
+}
+
+Test(input, the_command_and_provider_docs_match_the_tables)
+{
+    same_as_generated("commands", "commands.md");
+    same_as_generated("providers", "providers.md");
+}
