@@ -88,7 +88,19 @@ static int exec_list(struct cmd_ctx *c, void *vo, int argc, char **argv)
         struct err re = {0};
         int r = fs_read(path, STATE_MAX_FILE, &text, &len, &re);
         free(path);
-        cJSON *j = r ? NULL : cJSON_ParseWithLength(text, len);
+        /* the summary is everything before the resources: parse only that */
+        cJSON *j = NULL;
+        if (!r) {
+            const char *cut = strstr(text, "\n  \"resources\": [");
+            if (cut && cut > text && cut[-1] == ',') {
+                size_t hl = (size_t)(cut - text);
+                text[hl - 1] = '}';
+                j = cJSON_ParseWithLength(text, hl);
+                text[hl - 1] = ',';
+            }
+            if (!j)
+                j = cJSON_ParseWithLength(text, len);
+        }
         free(text);
         err_release(&re);
         if (!j) {
@@ -111,8 +123,14 @@ static int exec_list(struct cmd_ctx *c, void *vo, int argc, char **argv)
             cJSON_Delete(j);
             continue;
         }
-        int nres = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "resources"));
-        int npend = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "pending"));
+        const cJSON *rc_ = cJSON_GetObjectItemCaseSensitive(j, "resource_count"),
+                    *pc_ = cJSON_GetObjectItemCaseSensitive(j, "pending_count");
+        int nres = cJSON_IsNumber(rc_)
+                       ? rc_->valueint
+                       : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "resources"));
+        int npend = cJSON_IsNumber(pc_)
+                        ? pc_->valueint
+                        : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "pending"));
         const cJSON *outs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
         const cJSON *url = cJSON_GetObjectItemCaseSensitive(outs, "url");
         const char *urls = cJSON_IsString(url) ? url->valuestring : NULL;

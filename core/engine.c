@@ -20,6 +20,7 @@
 #define MAX_ATTEMPTS 5
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_MAX_MS 8000
+#define JOURNAL_CHECKPOINT 2000 /* records before the whole state is rewritten */
 
 enum { T_WAIT, T_RUN, T_OK, T_FAIL, T_SKIP };
 enum mode { M_IDLE, M_PLAN, M_APPLY };
@@ -138,6 +139,13 @@ struct engine *eng_new(struct state *st, const char *state_dir, const char *proj
         en->opts = *opts;
     if (en->opts.parallel <= 0)
         en->opts.parallel = 4;
+    /* libuv's pool has 4 threads unless told before its first use; size it
+     * to the parallelism asked for (our own variable, set before any thread) */
+    if (!getenv("UV_THREADPOOL_SIZE") && en->opts.parallel > 4) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", en->opts.parallel > 128 ? 128 : en->opts.parallel);
+        setenv("UV_THREADPOOL_SIZE", n, 0);
+    }
     return en;
 }
 
@@ -588,7 +596,6 @@ static void after_work_cb(uv_work_t *w, int status)
     rn->running--;
     crash_point("provider", t->name);
     rn->finish(rn, t);
-    rn->dirty = true;
     uv_idle_start(&rn->idle, idle_cb);
 }
 
@@ -679,12 +686,27 @@ static void pump(struct runner *rn)
                 state_pending_add(en->st, t->name, t->prov->type, jop, t->props);
             batch[nb++] = i;
         }
-        bool journal = false;
+        /* journal before act: the intents of this batch are durable before
+         * any provider is called (one append and one fsync for all of them) */
+        const char **names = xcalloc(nb + 1, sizeof *names);
+        size_t nj = 0;
         for (size_t k = 0; k < nb; k++)
             if (rn->tasks[batch[k]].op != OP_READ)
-                journal = true;
-        if (journal || (rn->dirty && nb))
-            save_now(rn);
+                names[nj++] = rn->tasks[batch[k]].name;
+        if (nj) {
+            struct err je = {0};
+            if (en->st->jrecords > JOURNAL_CHECKPOINT)
+                save_now(rn); /* bound what a reader must replay */
+            else if (state_journal_intent(en->st, en->state_dir, names, nj, &je)) {
+                if (!rn->err.code)
+                    err_move(&rn->err, &je);
+                rn->failed = true;
+                rn->keep_going = false;
+                rn->save_failed = true;
+            }
+            err_release(&je);
+        }
+        free(names);
         if (rn->save_failed) {
             for (size_t k = 0; k < nb; k++)
                 state_pending_del(en->st, rn->tasks[batch[k]].name);
@@ -710,8 +732,6 @@ static void pump(struct runner *rn)
         if (!changed)
             break;
     }
-    if (rn->dirty && rn->running == 0)
-        save_now(rn);
 }
 
 static void close_cb(uv_handle_t *h)
@@ -758,6 +778,23 @@ static void runner_release(struct runner *rn)
         task_release(&rn->tasks[i]);
     free(rn->tasks);
     err_release(&rn->err);
+}
+
+/* a settled operation: appended to the journal; the whole state is written
+ * when the run ends */
+static void record_result(struct runner *rn, const char *name)
+{
+    struct engine *en = rn->en;
+    struct err e = {0};
+    if (state_journal_result(en->st, en->state_dir, name, &e)) {
+        if (!rn->err.code)
+            err_move(&rn->err, &e);
+        rn->failed = true;
+        rn->keep_going = false;
+        rn->save_failed = true;
+    }
+    err_release(&e);
+    rn->dirty = true;
 }
 
 static void runner_fail(struct runner *rn, struct task *t)
@@ -1118,6 +1155,8 @@ static void apply_finish(struct runner *rn, struct task *t)
     if (t->op == OP_DELETE) {
         state_res_del(en->st, t->name);
         state_pending_del(en->st, t->name);
+        record_result(rn, t->name);
+        crash_point("saved", t->name);
         emit(en, EV_DONE, t, NULL);
         return;
     }
@@ -1142,6 +1181,8 @@ static void apply_finish(struct runner *rn, struct task *t)
     nr.updated_ms = tm_now_ms();
     state_res_put(en->st, &nr);
     state_pending_del(en->st, t->name);
+    record_result(rn, t->name);
+    crash_point("saved", t->name);
     emit(en, EV_DONE, t, NULL);
 }
 
@@ -1150,6 +1191,9 @@ int eng_apply(struct engine *en, const struct eng_desired *d, struct plan *p, in
 {
     memset(done, 0, sizeof(int) * OP_COUNT);
     int rc = eng_prepare_dirs(en, e);
+    /* the journal needs a document to replay onto */
+    if (!rc)
+        rc = eng_save(en, e);
     if (rc)
         return rc;
     struct runner rn = {.en = en, .d = d, .prepare = apply_prepare, .finish = apply_finish};
@@ -1253,6 +1297,8 @@ static void destroy_finish(struct runner *rn, struct task *t)
     t->status = T_OK;
     state_res_del(en->st, t->name);
     state_pending_del(en->st, t->name);
+    record_result(rn, t->name);
+    crash_point("saved", t->name);
     emit(en, EV_DONE, t, NULL);
 }
 

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@ struct state *state_new(const char *env, const char *kind, const char *project)
 {
     struct state *s = xcalloc(1, sizeof *s);
     s->schema = STATE_SCHEMA;
+    s->jfd = -1;
     s->env = xstrdup(env);
     s->kind = xstrdup(kind);
     s->project = xstrdup(project);
@@ -60,6 +62,8 @@ void state_free(struct state *s)
 {
     if (!s)
         return;
+    if (s->jfd >= 0)
+        close(s->jfd);
     free(s->env);
     free(s->kind);
     free(s->project);
@@ -208,16 +212,49 @@ static void add_val(struct sb *b, const char *key, const struct val *v, bool *fi
         sb_adds(b, "null");
         return;
     }
-    if (mask) {
-        val_json(b, v, VAL_JSON_MASK);
-        return;
-    }
     /* secrets are stored tagged so they read back as secrets */
-    cJSON *j = val_to_cjson(v, 0);
-    char *t = cJSON_PrintUnformatted(j);
-    sb_adds(b, t);
-    cJSON_free(t);
-    cJSON_Delete(j);
+    val_json(b, v, mask ? VAL_JSON_MASK : VAL_JSON_TAGGED);
+}
+
+static void res_serialize(struct sb *b, const struct st_res *r, bool mask)
+{
+    bool f = true;
+    sb_addc(b, '{');
+    add_str(b, "name", r->name, &f, 6);
+    add_str(b, "type", r->type, &f, 6);
+    add_str(b, "id", r->id, &f, 6);
+    add_key(b, "protect", &f, 6);
+    sb_adds(b, r->protect ? "true" : "false");
+    add_time(b, "created", r->created_ms, &f, 6);
+    add_time(b, "updated", r->updated_ms, &f, 6);
+    add_key(b, "depends_on", &f, 6);
+    sb_addc(b, '[');
+    for (size_t d = 0; d < r->ndeps; d++) {
+        if (d)
+            sb_addc(b, ',');
+        sb_add_json_str(b, r->deps[d]);
+    }
+    sb_addc(b, ']');
+    if (r->drift)
+        add_str(b, "drift", r->drift, &f, 6);
+    add_str(b, "inputs_hash", r->inputs_hash, &f, 6);
+    add_val(b, "inputs", r->inputs, &f, 6, mask);
+    add_val(b, "outputs", r->outputs, &f, 6, mask);
+    if (!mask)
+        add_val(b, "private", r->priv, &f, 6, mask);
+    sb_adds(b, "\n    }");
+}
+
+static void pending_serialize(struct sb *b, const struct st_pending *p, bool mask)
+{
+    bool f = true;
+    sb_addc(b, '{');
+    add_str(b, "resource", p->resource, &f, 6);
+    add_str(b, "type", p->type, &f, 6);
+    add_str(b, "op", p->op, &f, 6);
+    add_time(b, "since", p->since_ms, &f, 6);
+    add_val(b, "inputs", p->inputs, &f, 6, mask);
+    sb_adds(b, "\n    }");
 }
 
 void state_serialize(struct sb *b, const struct state *s, bool mask)
@@ -247,55 +284,155 @@ void state_serialize(struct sb *b, const struct state *s, bool mask)
     add_val(b, "pr", s->pr, &first, 2, mask);
     add_val(b, "config_layers", s->layers, &first, 2, mask);
     add_val(b, "outputs", s->outputs, &first, 2, mask);
+    /* counts first, so readers of the summary can stop before the resources */
+    add_key(b, "resource_count", &first, 2);
+    sb_addf(b, "%zu", s->nres);
+    add_key(b, "pending_count", &first, 2);
+    sb_addf(b, "%zu", s->npend);
     add_key(b, "resources", &first, 2);
     sb_addc(b, '[');
     for (size_t i = 0; i < s->nres; i++) {
-        const struct st_res *r = &s->res[i];
-        bool f = true;
-        sb_adds(b, i ? ", {" : "{");
-        add_str(b, "name", r->name, &f, 6);
-        add_str(b, "type", r->type, &f, 6);
-        add_str(b, "id", r->id, &f, 6);
-        add_key(b, "protect", &f, 6);
-        sb_adds(b, r->protect ? "true" : "false");
-        add_time(b, "created", r->created_ms, &f, 6);
-        add_time(b, "updated", r->updated_ms, &f, 6);
-        add_key(b, "depends_on", &f, 6);
-        sb_addc(b, '[');
-        for (size_t d = 0; d < r->ndeps; d++) {
-            if (d)
-                sb_addc(b, ',');
-            sb_add_json_str(b, r->deps[d]);
-        }
-        sb_addc(b, ']');
-        if (r->drift)
-            add_str(b, "drift", r->drift, &f, 6);
-        add_str(b, "inputs_hash", r->inputs_hash, &f, 6);
-        add_val(b, "inputs", r->inputs, &f, 6, mask);
-        add_val(b, "outputs", r->outputs, &f, 6, mask);
-        if (!mask)
-            add_val(b, "private", r->priv, &f, 6, mask);
-        sb_addf(b, "\n    }");
+        if (i)
+            sb_adds(b, ", ");
+        res_serialize(b, &s->res[i], mask);
     }
     sb_addc(b, ']');
     add_key(b, "pending", &first, 2);
     sb_addc(b, '[');
     for (size_t i = 0; i < s->npend; i++) {
-        const struct st_pending *p = &s->pend[i];
-        bool f = true;
-        sb_adds(b, i ? ", {" : "{");
-        add_str(b, "resource", p->resource, &f, 6);
-        add_str(b, "type", p->type, &f, 6);
-        add_str(b, "op", p->op, &f, 6);
-        add_time(b, "since", p->since_ms, &f, 6);
-        add_val(b, "inputs", p->inputs, &f, 6, mask);
-        sb_addf(b, "\n    }");
+        if (i)
+            sb_adds(b, ", ");
+        pending_serialize(b, &s->pend[i], mask);
     }
     sb_addc(b, ']');
     if (s->extra)
         for (size_t i = 0; i < s->extra->u.map.n; i++)
             add_val(b, s->extra->u.map.e[i].key, s->extra->u.map.e[i].v, &first, 2, mask);
     sb_adds(b, "\n}\n");
+}
+
+static int res_parse(struct st_res *x, const cJSON *r);
+static void pending_parse(struct state *s, const cJSON *r);
+
+static char *journal_path(const char *dir, const char *env)
+{
+    return xasprintf("%s/state/%s.journal", dir, env);
+}
+
+static int journal_open(struct state *s, const char *dir, struct err *e)
+{
+    if (s->jfd >= 0)
+        return 0;
+    char *path = journal_path(dir, s->env);
+    s->jfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int rc = s->jfd < 0 ? err_errno(e, errno, "cannot open %s", path) : 0;
+    free(path);
+    return rc;
+}
+
+static int journal_write(struct state *s, const struct sb *b, struct err *e)
+{
+    const char *p = b->buf;
+    size_t n = b->len;
+    while (n) {
+        ssize_t w = write(s->jfd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_errno(e, errno, "cannot append to the journal of '%s'", s->env);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int state_journal_intent(struct state *s, const char *dir, const char *const *resources, size_t n,
+                         struct err *e)
+{
+    int rc = journal_open(s, dir, e);
+    if (rc)
+        return rc;
+    struct sb b;
+    sb_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        const struct st_pending *p = state_pending(s, resources[i]);
+        if (!p)
+            continue;
+        sb_adds(&b, "{\"begin\": ");
+        pending_serialize(&b, p, false);
+        sb_adds(&b, "}\n");
+        s->jrecords++;
+    }
+    rc = journal_write(s, &b, e);
+    sb_release(&b);
+    if (!rc)
+        rc = state_journal_sync(s, e);
+    return rc;
+}
+
+int state_journal_result(struct state *s, const char *dir, const char *resource, struct err *e)
+{
+    int rc = journal_open(s, dir, e);
+    if (rc)
+        return rc;
+    struct sb b;
+    sb_init(&b);
+    const struct st_res *r = state_res(s, resource);
+    if (r) {
+        sb_adds(&b, "{\"done\": ");
+        res_serialize(&b, r, false);
+    } else {
+        sb_adds(&b, "{\"gone\": ");
+        sb_add_json_str(&b, resource);
+    }
+    /* a failed operation keeps its intent: only a settled one ends it */
+    sb_addf(&b, ", \"pending\": %s}\n", state_pending(s, resource) ? "true" : "false");
+    s->jrecords++;
+    rc = journal_write(s, &b, e);
+    sb_release(&b);
+    return rc;
+}
+
+int state_journal_sync(struct state *s, struct err *e)
+{
+    if (s->jfd >= 0 && fdatasync(s->jfd) < 0)
+        return err_errno(e, errno, "cannot sync the journal of '%s'", s->env);
+    return 0;
+}
+
+/* replay the journal on top of the document; a torn last line ends it */
+static void journal_replay(struct state *s, const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        cJSON *j = cJSON_ParseWithLength(p, (size_t)(nl - p));
+        if (!j)
+            break;
+        const cJSON *x;
+        if ((x = cJSON_GetObjectItemCaseSensitive(j, "begin"))) {
+            pending_parse(s, x);
+        } else if ((x = cJSON_GetObjectItemCaseSensitive(j, "done"))) {
+            struct st_res r;
+            if (!res_parse(&r, x)) {
+                char *name = xstrdup(r.name);
+                state_res_put(s, &r);
+                if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "pending")))
+                    state_pending_del(s, name);
+                free(name);
+            }
+        } else if ((x = cJSON_GetObjectItemCaseSensitive(j, "gone")) && cJSON_IsString(x)) {
+            state_res_del(s, x->valuestring);
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "pending")))
+                state_pending_del(s, x->valuestring);
+        }
+        cJSON_Delete(j);
+        s->jrecords++;
+        p = nl + 1;
+    }
 }
 
 int state_save(struct state *s, const char *dir, struct err *e)
@@ -318,6 +455,18 @@ int state_save(struct state *s, const char *dir, struct err *e)
     rc = fs_write_atomic(path, b.buf, b.len, 0600, e);
     free(path);
     sb_release(&b);
+    if (!rc) {
+        /* the document now holds everything the journal said */
+        if (s->jfd >= 0) {
+            close(s->jfd);
+            s->jfd = -1;
+        }
+        char *jp = journal_path(dir, s->env);
+        if (unlink(jp) < 0 && errno != ENOENT)
+            rc = err_errno(e, errno, "cannot remove %s", jp);
+        free(jp);
+        s->jrecords = 0;
+    }
     return rc;
 }
 
@@ -347,7 +496,49 @@ static struct val *jval(const cJSON *o, const char *k, bool map_default)
 static const char *const known_keys[] = {
     "schema", "env",     "kind", "project",      "owner",         "status",  "created",
     "updated", "expires", "ttl_seconds", "sha",  "last_error",    "tags",    "sets",
-    "artifact", "pr",    "config_layers", "outputs", "resources", "pending", NULL};
+    "artifact", "pr",    "config_layers", "outputs", "resources", "pending",
+    "resource_count", "pending_count", NULL};
+
+static int res_parse(struct st_res *x, const cJSON *r)
+{
+    memset(x, 0, sizeof *x);
+    x->name = jstr(r, "name");
+    x->type = jstr(r, "type");
+    if (!x->name || !x->type) {
+        st_res_release(x);
+        return -1;
+    }
+    x->id = jstr(r, "id");
+    x->protect = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "protect"));
+    x->created_ms = jtime(r, "created");
+    x->updated_ms = jtime(r, "updated");
+    x->inputs_hash = jstr(r, "inputs_hash");
+    x->drift = jstr(r, "drift");
+    x->inputs = jval(r, "inputs", true);
+    x->outputs = jval(r, "outputs", true);
+    x->priv = jval(r, "private", false);
+    const cJSON *deps = cJSON_GetObjectItemCaseSensitive(r, "depends_on");
+    int nd = cJSON_GetArraySize(deps);
+    x->deps = xcalloc((size_t)nd + 1, sizeof *x->deps);
+    const cJSON *d;
+    cJSON_ArrayForEach(d, deps) if (cJSON_IsString(d)) x->deps[x->ndeps++] =
+        xstrdup(d->valuestring);
+    return 0;
+}
+
+static void pending_parse(struct state *s, const cJSON *r)
+{
+    char *res_name = jstr(r, "resource"), *type = jstr(r, "type"), *op = jstr(r, "op");
+    if (res_name && type && op) {
+        struct val *in = jval(r, "inputs", false);
+        struct st_pending *p = state_pending_add(s, res_name, type, op, in);
+        p->since_ms = jtime(r, "since");
+        val_free(in);
+    }
+    free(res_name);
+    free(type);
+    free(op);
+}
 
 int state_parse(struct state **out, const char *text, size_t len, const char *name, struct err *e)
 {
@@ -375,6 +566,7 @@ int state_parse(struct state **out, const char *text, size_t len, const char *na
         return PE_STATE;
     }
     struct state *s = xcalloc(1, sizeof *s);
+    s->jfd = -1;
     s->schema = sch->valueint;
     s->env = jstr(j, "env");
     s->kind = jstr(j, "kind");
@@ -406,47 +598,17 @@ int state_parse(struct state **out, const char *text, size_t len, const char *na
     const cJSON *r;
     cJSON_ArrayForEach(r, res)
     {
-        struct st_res x = {0};
-        x.name = jstr(r, "name");
-        x.type = jstr(r, "type");
-        if (!x.name || !x.type) {
-            st_res_release(&x);
+        struct st_res x;
+        if (res_parse(&x, r)) {
             cJSON_Delete(j);
             state_free(s);
             return err_set(e, PE_STATE, NULL, "state file %s has a resource without name or type",
                            name);
         }
-        x.id = jstr(r, "id");
-        x.protect = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "protect"));
-        x.created_ms = jtime(r, "created");
-        x.updated_ms = jtime(r, "updated");
-        x.inputs_hash = jstr(r, "inputs_hash");
-        x.drift = jstr(r, "drift");
-        x.inputs = jval(r, "inputs", true);
-        x.outputs = jval(r, "outputs", true);
-        x.priv = jval(r, "private", false);
-        const cJSON *deps = cJSON_GetObjectItemCaseSensitive(r, "depends_on");
-        int nd = cJSON_GetArraySize(deps);
-        x.deps = xcalloc((size_t)nd + 1, sizeof *x.deps);
-        const cJSON *d;
-        cJSON_ArrayForEach(d, deps) if (cJSON_IsString(d)) x.deps[x.ndeps++] =
-            xstrdup(d->valuestring);
         state_res_put(s, &x);
     }
     const cJSON *pend = cJSON_GetObjectItemCaseSensitive(j, "pending");
-    cJSON_ArrayForEach(r, pend)
-    {
-        char *res_name = jstr(r, "resource"), *type = jstr(r, "type"), *op = jstr(r, "op");
-        if (res_name && type && op) {
-            struct val *in = jval(r, "inputs", false);
-            struct st_pending *p = state_pending_add(s, res_name, type, op, in);
-            p->since_ms = jtime(r, "since");
-            val_free(in);
-        }
-        free(res_name);
-        free(type);
-        free(op);
-    }
+    cJSON_ArrayForEach(r, pend) pending_parse(s, r);
     for (const cJSON *c = j->child; c; c = c->next) {
         bool known = false;
         for (size_t k = 0; known_keys[k]; k++)
@@ -478,11 +640,24 @@ int state_load(struct state **out, const char *dir, const char *env, struct err 
         rc = state_parse(out, text, len, path, e);
     free(text);
     free(path);
+    if (!rc) {
+        char *jp = journal_path(dir, env), *jt = NULL;
+        size_t jl = 0;
+        struct err je = {0};
+        if (!fs_read(jp, STATE_MAX_FILE, &jt, &jl, &je))
+            journal_replay(*out, jt, jl);
+        err_release(&je);
+        free(jt);
+        free(jp);
+    }
     return rc;
 }
 
 int state_delete(const char *dir, const char *env, struct err *e)
 {
+    char *jp = journal_path(dir, env);
+    unlink(jp);
+    free(jp);
     char *path = state_path(dir, env);
     int rc = 0;
     if (unlink(path) < 0 && errno != ENOENT)

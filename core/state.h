@@ -42,6 +42,8 @@ struct st_pending {
 
 struct state {
     int schema;
+    int jfd;         /* the open journal, -1 when none */
+    int jrecords;    /* records appended since the last full save */
     char *env, *kind, *project;
     char *owner;
     char *status; /* creating, up, failed, destroying, destroy-failed */
@@ -88,6 +90,22 @@ struct st_pending *state_pending_add(struct state *s, const char *resource, cons
                                      const char *op, const struct val *inputs);
 void state_pending_del(struct state *s, const char *resource);
 struct st_pending *state_pending(const struct state *s, const char *resource);
+
+/* Journal: between full saves, changes are appended to <dir>/state/<env>.journal
+ * as JSON lines, so one operation costs one small append rather than a
+ * rewrite of the whole document. state_load replays it; state_save writes
+ * the whole document and then removes it. Replaying is idempotent.
+ * state_journal_intent: the pending entries of these resources, then fsync:
+ * after it returns they are durable. */
+int state_journal_intent(struct state *s, const char *state_dir, const char *const *resources,
+                         size_t n, struct err *e);
+/* state_journal_result: the resource's current record (or its removal) and the
+ * end of its pending entry; not synced (a crash loses at most results, which
+ * the next run settles from the still-pending intent). */
+int state_journal_result(struct state *s, const char *state_dir, const char *resource,
+                         struct err *e);
+/* state_journal_sync: fsync what was appended. */
+int state_journal_sync(struct state *s, struct err *e);
 
 /* History: one JSON object per line in <dir>/history/<env>.jsonl. */
 int state_history_append(const char *state_dir, const char *env, const struct val *rec,

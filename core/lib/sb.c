@@ -118,20 +118,22 @@ void sb_addf(struct sb *b, const char *fmt, ...)
 void sb_add_json_str(struct sb *b, const char *s)
 {
     sb_addc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *p = (const unsigned char *)s, *run = p;
+    for (; *p; p++) {
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            continue;
+        sb_add(b, run, (size_t)(p - run));
         switch (*p) {
         case '"': sb_adds(b, "\\\""); break;
         case '\\': sb_adds(b, "\\\\"); break;
         case '\n': sb_adds(b, "\\n"); break;
         case '\r': sb_adds(b, "\\r"); break;
         case '\t': sb_adds(b, "\\t"); break;
-        default:
-            if (*p < 0x20)
-                sb_addf(b, "\\u%04x", *p);
-            else
-                sb_addc(b, (char)*p);
+        default: sb_addf(b, "\\u%04x", *p);
         }
+        run = p + 1;
     }
+    sb_add(b, run, (size_t)(p - run));
     sb_addc(b, '"');
 }
 

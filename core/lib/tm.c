@@ -57,10 +57,39 @@ void tm_rfc3339(struct sb *out, long long ms)
     long long y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    sb_addf(out, "%04lld-%02u-%02uT%02lld:%02lld:%02lld", y, m, d, sod / 3600, sod / 60 % 60,
-            sod % 60);
-    if (rem)
-        sb_addf(out, ".%03lld", rem);
+    if (y < 0 || y > 9999) {
+        sb_addf(out, "%04lld-%02u-%02uT%02lld:%02lld:%02lld", y, m, d, sod / 3600, sod / 60 % 60,
+                sod % 60);
+    } else {
+        char b[20];
+        unsigned yy = (unsigned)y, h = (unsigned)(sod / 3600), mi = (unsigned)(sod / 60 % 60),
+                 se = (unsigned)(sod % 60);
+        b[0] = (char)('0' + yy / 1000);
+        b[1] = (char)('0' + yy / 100 % 10);
+        b[2] = (char)('0' + yy / 10 % 10);
+        b[3] = (char)('0' + yy % 10);
+        b[4] = '-';
+        b[5] = (char)('0' + m / 10);
+        b[6] = (char)('0' + m % 10);
+        b[7] = '-';
+        b[8] = (char)('0' + d / 10);
+        b[9] = (char)('0' + d % 10);
+        b[10] = 'T';
+        b[11] = (char)('0' + h / 10);
+        b[12] = (char)('0' + h % 10);
+        b[13] = ':';
+        b[14] = (char)('0' + mi / 10);
+        b[15] = (char)('0' + mi % 10);
+        b[16] = ':';
+        b[17] = (char)('0' + se / 10);
+        b[18] = (char)('0' + se % 10);
+        sb_add(out, b, 19);
+    }
+    if (rem) {
+        char f[4] = {'.', (char)('0' + rem / 100), (char)('0' + rem / 10 % 10),
+                     (char)('0' + rem % 10)};
+        sb_add(out, f, 4);
+    }
     sb_addc(out, 'Z');
 }
 

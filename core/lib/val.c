@@ -409,7 +409,8 @@ static void json_rec(struct sb *out, const struct val *v, int flags, int depth, 
         return;
     }
     bool pretty = flags & VAL_JSON_PRETTY;
-    if (v->secret && canon)
+    bool tag = v->secret && (canon || (flags & VAL_JSON_TAGGED));
+    if (tag)
         sb_adds(out, "{\"$secret\":");
     switch (v->kind) {
     case VAL_NULL:
@@ -486,7 +487,7 @@ static void json_rec(struct sb *out, const struct val *v, int flags, int depth, 
         break;
     }
     }
-    if (v->secret && canon)
+    if (tag)
         sb_addc(out, '}');
 }
 

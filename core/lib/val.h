@@ -100,6 +100,7 @@ enum {
     VAL_JSON_MASK = 1,   /* secrets print as "[secret]" */
     VAL_JSON_PRETTY = 2, /* indented */
     VAL_JSON_HUMAN = 4,  /* unknowns print as "(known after apply: x)" */
+    VAL_JSON_TAGGED = 8, /* secrets are written {"$secret": value}, as state stores them */
 };
 void val_text(struct sb *out, const struct val *v);
 void val_json(struct sb *out, const struct val *v, int flags);

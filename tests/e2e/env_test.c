@@ -167,8 +167,10 @@ static void crash_then_converge(const char *point, int expect_code)
 Test(env, kill_9_during_up_at_every_step_converges_without_duplicates_or_orphans)
 {
     tl_proj_new(&P, APP_TPL, APP_BASE, NULL);
-    const char *points[] = {"journal:db",  "provider:db",  "journal:init", "provider:init",
-                            "journal:web", "provider:web", NULL};
+    /* journal: intent durable, provider not called; provider: provider done,
+     * result not recorded; saved: result in the journal, state not rewritten */
+    const char *points[] = {"journal:db",  "provider:db",  "saved:db",  "journal:init",
+                            "provider:init", "journal:web", "provider:web", "saved:web", NULL};
     for (size_t i = 0; points[i]; i++) {
         crash_then_converge(points[i], 128 + SIGKILL);
         struct tl_res r = RUN("env", "destroy", "dev", "--yes");
@@ -182,7 +184,8 @@ Test(env, kill_9_during_up_at_every_step_converges_without_duplicates_or_orphans
 Test(env, kill_9_during_destroy_then_destroy_again_leaves_nothing)
 {
     tl_proj_new(&P, APP_TPL, "  greeting: hello\n  replicas: 2\n", NULL);
-    const char *points[] = {"journal:web", "provider:web", "provider:db", NULL};
+    const char *points[] = {"journal:web", "provider:web", "saved:web", "provider:db", "saved:db",
+                            NULL};
     for (size_t i = 0; points[i]; i++) {
         struct tl_res r = RUN("env", "up", "dev", "--yes");
         OK(r);
