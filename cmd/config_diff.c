@@ -18,16 +18,6 @@ static const struct cmd_opt opts[] = {
     {NULL, 0, 0, 0, NULL, NULL},
 };
 
-static int load(struct cmd_ctx *c, const char *env, struct op_env **oe, struct val **cfg,
-                struct err *e)
-{
-    struct op_opts oo = {.project_dir = c->project_dir, .state_dir = c->state_dir};
-    int rc = op_open(oe, env, 0, &oo, e);
-    if (!rc)
-        rc = op_config(*oe, cfg, e);
-    return rc;
-}
-
 static const struct val *find(const struct cfg_leaf *l, size_t n, const char *k)
 {
     for (size_t i = 0; i < n; i++)
@@ -44,7 +34,7 @@ static int exec_diff(struct cmd_ctx *c, void *vo, int argc, char **argv)
     struct op_env *a = NULL, *b = NULL;
     struct val *ca = NULL, *cb = NULL;
     int code = EXIT_OK;
-    if (load(c, argv[0], &a, &ca, &e) || load(c, argv[1], &b, &cb, &e)) {
+    if (cmd_env_config(c, argv[0], &a, &ca, &e) || cmd_env_config(c, argv[1], &b, &cb, &e)) {
         code = cmd_error(c, &e);
         goto out;
     }

@@ -31,12 +31,9 @@ static int exec_get(struct cmd_ctx *c, void *vo, int argc, char **argv)
     if (!o->env)
         return cmd_usage_error(c, "--env ENV is required");
     struct err e = {0};
-    struct op_opts oo = {.project_dir = c->project_dir, .state_dir = c->state_dir};
     struct op_env *oe = NULL;
     struct val *cfg = NULL;
-    int rc = op_open(&oe, o->env, 0, &oo, &e);
-    if (!rc)
-        rc = op_config(oe, &cfg, &e);
+    int rc = cmd_env_config(c, o->env, &oe, &cfg, &e);
     int code = EXIT_OK;
     if (rc) {
         code = cmd_error(c, &e);

@@ -34,17 +34,8 @@ static int exec_destroy(struct cmd_ctx *c, void *vo, int argc, char **argv)
     const char *env = argv[0];
     struct err e = {0};
     struct ui_progress up = {.c = c, .verb = "destroy", .quiet = o->json};
-    struct op_opts oo = {
-        .project_dir = c->project_dir,
-        .state_dir = c->state_dir,
-        .command = c->command_line,
-        .ignore_protect = o->ignore_protect,
-        .lock_wait_ms = -1,
-        .on_event = ui_event,
-        .ev_ctx = &up,
-        .on_lock = ui_lock,
-        .lock_ctx = c,
-    };
+    struct op_opts oo = cmd_op_opts(c, &up);
+    oo.ignore_protect = o->ignore_protect;
     struct op_env *oe = NULL;
     int rc = op_open(&oe, env, OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, &oo, &e);
     if (rc == PE_NOTFOUND && oe == NULL && e.msg && strstr(e.msg, "does not exist")) {

@@ -1,6 +1,7 @@
 /* env list: every environment with a state, as a table or JSON. Reads only
  * the summary fields of each state file; takes no locks. */
 #include "cmd/cmd.h"
+#include "cmd/ui.h"
 #include "core/lib/fs.h"
 #include "core/lib/sb.h"
 #include "core/lib/tm.h"
@@ -62,12 +63,8 @@ static int exec_list(struct cmd_ctx *c, void *vo, int argc, char **argv)
     for (size_t i = 0; i < o->tag.n; i++)
         if (!strchr(o->tag.v[i], '=') || o->tag.v[i][0] == '=')
             return cmd_usage_error(c, "--tag expects K=V, not '%s'", o->tag.v[i]);
-    char *dir = NULL;
     struct project *p = NULL;
-    int rc = project_find(&dir, c->project_dir, &e);
-    if (!rc)
-        rc = project_load(&p, dir, c->state_dir, &e);
-    free(dir);
+    int rc = cmd_project(c, &p, &e);
     if (rc)
         return cmd_error(c, &e);
     char **names = NULL;

@@ -1,6 +1,7 @@
 /* env logs: print (and with -f follow) an environment's resource logs from
  * <state dir>/logs/<env>/, across rotations. Needs no lock. */
 #include "cmd/cmd.h"
+#include "cmd/ui.h"
 #include "core/lib/sb.h"
 #include "core/lib/xalloc.h"
 #include "envs/project.h"
@@ -150,12 +151,8 @@ static int exec_logs(struct cmd_ctx *c, void *vo, int argc, char **argv)
     const char *env = argv[0], *resource = argc > 1 ? argv[1] : NULL;
     long long lines = o->lines > 0 ? o->lines : 50;
     struct err e = {0};
-    char *dir = NULL;
     struct project *p = NULL;
-    int rc = project_find(&dir, c->project_dir, &e);
-    if (!rc)
-        rc = project_load(&p, dir, c->state_dir, &e);
-    free(dir);
+    int rc = cmd_project(c, &p, &e);
     struct env_def def = {0};
     if (!rc)
         rc = project_env(&def, p, env, &e);

@@ -33,14 +33,9 @@ static int exec_plan(struct cmd_ctx *c, void *vo, int argc, char **argv)
     if (ui_parse_sets(&sets, o->set.v, o->set.n, &e))
         return cmd_error(c, &e);
     struct ui_progress up = {.c = c, .quiet = true};
-    struct op_opts oo = {
-        .project_dir = c->project_dir,
-        .state_dir = c->state_dir,
-        .sets = sets,
-        .no_refresh = o->no_refresh,
-        .on_event = ui_event,
-        .ev_ctx = &up,
-    };
+    struct op_opts oo = cmd_op_opts(c, &up);
+    oo.sets = sets;
+    oo.no_refresh = o->no_refresh;
     struct op_env *oe = NULL;
     int rc = op_open(&oe, argv[0], OP_LOAD_TEMPLATE, &oo, &e);
     struct plan p = {0};

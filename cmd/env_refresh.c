@@ -26,16 +26,7 @@ static int exec_refresh(struct cmd_ctx *c, void *vo, int argc, char **argv)
     struct refresh_opts *o = vo;
     struct err e = {0};
     struct ui_progress up = {.c = c, .quiet = o->json};
-    struct op_opts oo = {
-        .project_dir = c->project_dir,
-        .state_dir = c->state_dir,
-        .command = c->command_line,
-        .lock_wait_ms = -1,
-        .on_event = ui_event,
-        .ev_ctx = &up,
-        .on_lock = ui_lock,
-        .lock_ctx = c,
-    };
+    struct op_opts oo = cmd_op_opts(c, &up);
     struct op_env *oe = NULL;
     if (op_open(&oe, argv[0], OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, &oo, &e))
         return cmd_error(c, &e);

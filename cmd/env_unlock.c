@@ -1,5 +1,6 @@
 /* env unlock: break a stale lock, showing who held it. */
 #include "cmd/cmd.h"
+#include "cmd/ui.h"
 #include "core/lib/sb.h"
 #include "core/lock.h"
 #include "envs/project.h"
@@ -23,12 +24,8 @@ static int exec_unlock(struct cmd_ctx *c, void *vo, int argc, char **argv)
     (void)argc;
     struct unlock_opts *o = vo;
     struct err e = {0};
-    char *dir = NULL;
     struct project *p = NULL;
-    int rc = project_find(&dir, c->project_dir, &e);
-    if (!rc)
-        rc = project_load(&p, dir, c->state_dir, &e);
-    free(dir);
+    int rc = cmd_project(c, &p, &e);
     struct env_def def = {0};
     if (!rc)
         rc = project_env(&def, p, argv[0], &e);

@@ -67,26 +67,17 @@ int cmd_up_run(struct cmd_ctx *c, const char *env, struct up_opts *o)
         val_free(sets);
         return cmd_usage_error(c, "--parallel must be between 1 and 256");
     }
-    struct op_opts oo = {
-        .project_dir = c->project_dir,
-        .state_dir = c->state_dir,
-        .command = c->command_line,
-        .sets = sets,
-        .unsets = o->unset.v,
-        .nunsets = o->unset.n,
-        .owner = o->owner,
-        .ttl_ms = o->ttl,
-        .sha = o->sha,
-        .parallel = (int)o->parallel,
-        .rollback = o->rollback,
-        .ignore_protect = o->ignore_protect,
-        .no_refresh = o->no_refresh,
-        .lock_wait_ms = -1,
-        .on_event = ui_event,
-        .ev_ctx = &up,
-        .on_lock = ui_lock,
-        .lock_ctx = c,
-    };
+    struct op_opts oo = cmd_op_opts(c, &up);
+    oo.sets = sets;
+    oo.unsets = o->unset.v;
+    oo.nunsets = o->unset.n;
+    oo.owner = o->owner;
+    oo.ttl_ms = o->ttl;
+    oo.sha = o->sha;
+    oo.parallel = (int)o->parallel;
+    oo.rollback = o->rollback;
+    oo.ignore_protect = o->ignore_protect;
+    oo.no_refresh = o->no_refresh;
     struct op_env *oe = NULL;
     int rc = op_open(&oe, env, OP_LOCK | OP_LOAD_TEMPLATE, &oo, &e);
     if (rc) {

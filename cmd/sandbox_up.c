@@ -1,6 +1,7 @@
 /* sandbox up: a personal environment sb-<name or $USER>, owned by the caller,
  * with the sandbox TTL, within the per-owner maximum. */
 #include "cmd/cmd.h"
+#include "cmd/ui.h"
 #include "cmd/env_up.h"
 #include "core/lib/xalloc.h"
 #include "core/state.h"
@@ -31,12 +32,8 @@ static int exec_sandbox(struct cmd_ctx *c, void *vo, int argc, char **argv)
 {
     struct sb_opts *o = vo;
     struct err e = {0};
-    char *dir = NULL;
     struct project *p = NULL;
-    int rc = project_find(&dir, c->project_dir, &e);
-    if (!rc)
-        rc = project_load(&p, dir, c->state_dir, &e);
-    free(dir);
+    int rc = cmd_project(c, &p, &e);
     if (rc)
         return cmd_error(c, &e);
     char *user = op_user();

@@ -2,6 +2,7 @@
  * touching any environment; with the project's template, also check that
  * every stage's config provides what the template references. */
 #include "cmd/cmd.h"
+#include "cmd/ui.h"
 #include "core/lib/fs.h"
 #include "core/lib/xalloc.h"
 #include "envs/op.h"
@@ -28,12 +29,8 @@ static int exec_validate(struct cmd_ctx *c, void *vo, int argc, char **argv)
         tpl_free(t);
         return EXIT_OK;
     }
-    char *dir = NULL;
     struct project *p = NULL;
-    rc = project_find(&dir, c->project_dir, &e);
-    if (!rc)
-        rc = project_load(&p, dir, c->state_dir, &e);
-    free(dir);
+    rc = cmd_project(c, &p, &e);
     if (rc)
         return cmd_error(c, &e);
     char *abs = fs_abspath(p->dir, p->template_file);

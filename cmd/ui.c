@@ -301,3 +301,39 @@ int ui_parse_sets(struct val **out, char *const *kv, size_t n, struct err *e)
     *out = m;
     return 0;
 }
+
+int cmd_project(struct cmd_ctx *c, struct project **out, struct err *e)
+{
+    char *dir = NULL;
+    *out = NULL;
+    int rc = project_find(&dir, c->project_dir, e);
+    if (!rc)
+        rc = project_load(out, dir, c->state_dir, e);
+    free(dir);
+    return rc;
+}
+
+struct op_opts cmd_op_opts(struct cmd_ctx *c, struct ui_progress *up)
+{
+    return (struct op_opts){
+        .project_dir = c->project_dir,
+        .state_dir = c->state_dir,
+        .command = c->command_line,
+        .lock_wait_ms = -1,
+        .on_event = up ? ui_event : NULL,
+        .ev_ctx = up,
+        .on_lock = ui_lock,
+        .lock_ctx = c,
+    };
+}
+
+int cmd_env_config(struct cmd_ctx *c, const char *env, struct op_env **oe, struct val **cfg,
+                   struct err *e)
+{
+    struct op_opts oo = cmd_op_opts(c, NULL);
+    *cfg = NULL;
+    int rc = op_open(oe, env, 0, &oo, e);
+    if (!rc)
+        rc = op_config(*oe, cfg, e);
+    return rc;
+}

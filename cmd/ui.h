@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "core/engine.h"
 #include "core/lock.h"
+#include "envs/op.h"
 
 struct op_env;
 
@@ -31,6 +32,16 @@ void ui_summary(struct sb *out, const int done[OP_COUNT], long long ms);
 void ui_outputs(struct cmd_ctx *c, const struct val *outputs);
 /* ui_fail_logs: print the last lines of the failed resource's logs. */
 void ui_fail_logs(struct cmd_ctx *c, struct op_env *oe, const char *resource);
+/* cmd_project: find and load the project (-C, --state-dir). */
+struct project;
+int cmd_project(struct cmd_ctx *c, struct project **out, struct err *e);
+/* cmd_op_opts: the options every env operation shares — directories, the
+ * command line for lock holders, waiting forever for the lock, progress and
+ * lock messages through up (may be NULL). */
+struct op_opts cmd_op_opts(struct cmd_ctx *c, struct ui_progress *up);
+/* cmd_env_config: open env without its template and interpolate its config. */
+int cmd_env_config(struct cmd_ctx *c, const char *env, struct op_env **oe, struct val **cfg,
+                   struct err *e);
 /* ui_parse_sets: K=V strings into a map of typed values. */
 int ui_parse_sets(struct val **out, char *const *kv, size_t n, struct err *e);
 
