@@ -20,7 +20,7 @@
     X(init) X(env_up) X(env_plan) X(env_list) X(env_show) X(env_destroy) X(env_logs)              \
         X(env_refresh) X(env_unlock) X(sandbox_up) X(template_validate) X(template_render)       \
             X(config_get) X(config_list) X(config_diff) X(version) X(help) X(supervise)       \
-                X(gendocs)
+                X(seed) X(seed_preview) X(gendocs)
 CMD_LIST(E)
 #undef E
 
@@ -271,6 +271,23 @@ static const struct cmd_entry *lookup(struct cmd_ctx *c, int argc, char **argv, 
     if (ng == 1 && word_count(group[0]->name) == 1) {
         *used = 1;
         return group[0];
+    }
+    /* a command that is also a group ("seed ENV" and "seed preview FILE"):
+     * only an exact subcommand name selects the subcommand */
+    const struct cmd_entry *single = NULL;
+    for (size_t i = 0; i < ng; i++)
+        if (word_count(group[i]->name) == 1)
+            single = group[i];
+    if (single) {
+        for (size_t i = 0; argc >= 2 && i < ng; i++) {
+            char wb[32];
+            if (name_word(group[i]->name, 1, wb, sizeof wb) && !strcmp(wb, argv[1])) {
+                *used = 2;
+                return group[i];
+            }
+        }
+        *used = 1;
+        return single;
     }
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))

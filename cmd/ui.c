@@ -76,8 +76,9 @@ void ui_event(void *ctx, const struct eng_event *ev)
         break;
     case EV_DONE:
         dur_fmt_secs(&t, ev->elapsed_ms);
-        fprintf(f, "  %s%-2s%s %s (%s) %s in %s\n", col, eng_op_symbol(ev->op), off, ev->resource,
-                ev->type, op_done(ev->op), t.buf);
+        fprintf(f, "  %s%-2s%s %s (%s) %s in %s%s%s\n", col, eng_op_symbol(ev->op), off,
+                ev->resource, ev->type, op_done(ev->op), t.buf, ev->detail ? ": " : "",
+                ev->detail ? ev->detail : "");
         break;
     case EV_FAIL:
         dur_fmt_secs(&t, ev->elapsed_ms);

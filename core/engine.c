@@ -358,6 +358,66 @@ static size_t *reverse_state_order(const struct state *st, char *const *only, si
     return out;
 }
 
+/* render node i's properties, check them against the provider's schema and
+ * add the provider's content fingerprint */
+static int render_node(struct engine *en, const struct eng_desired *d, size_t i, struct val **out,
+                       struct err *e)
+{
+    const struct eng_node *n = &d->nodes[i];
+    *out = NULL;
+    int rc = d->render(d->ctx, i, out, e);
+    if (rc)
+        return rc;
+    struct prov_call c = {.env = en->st->env,
+                          .resource = n->name,
+                          .type = n->prov->type,
+                          .project_dir = en->project_dir,
+                          .work_dir = en->work_dir,
+                          .log_dir = en->log_dir,
+                          .run_dir = en->run_dir,
+                          .props = *out,
+                          .host = en->host};
+    if ((rc = prov_check_props(n->prov, &c, NULL, e))) {
+        err_prefix(e, "resource '%s': ", n->name);
+        return rc;
+    }
+    if (n->prov->fingerprint && !val_has_unknown(*out)) {
+        char *fp = NULL;
+        if ((rc = n->prov->fingerprint(&c, &fp, e))) {
+            err_prefix(e, "resource '%s': ", n->name);
+            return rc;
+        }
+        val_map_set(*out, "fingerprint", NULL, val_str_own(fp, NULL));
+    }
+    return 0;
+}
+
+/* the first dependency of node i (re)created by this plan or run, if any:
+ * what was built on a new resource is rebuilt on it (a migration re-runs on
+ * a recreated database, a service restarts) */
+static const char *recreated_dep(struct engine *en, const struct eng_desired *d, size_t i)
+{
+    const struct eng_node *n = &d->nodes[i];
+    for (size_t k = 0; k < n->ndeps; k++) {
+        const char *dep = d->nodes[n->deps[k]].name;
+        if (en->mode == M_PLAN) {
+            for (size_t s = 0; s < en->cur_plan_n; s++) {
+                const struct plan_step *st = &en->cur_plan->steps[s];
+                if (!strcmp(st->name, dep) && (st->op == OP_CREATE || st->op == OP_REPLACE))
+                    return dep;
+            }
+        } else if (en->cur_run) {
+            for (size_t t = 0; t < en->cur_run->n; t++) {
+                const struct task *tk = &en->cur_run->tasks[t];
+                if (!strcmp(tk->name, dep) && tk->status == T_OK &&
+                    (tk->op == OP_CREATE || tk->op == OP_REPLACE))
+                    return dep;
+            }
+        }
+    }
+    return NULL;
+}
+
 int eng_plan(struct engine *en, const struct eng_desired *d, struct plan *p, struct err *e)
 {
     memset(p, 0, sizeof *p);
@@ -373,14 +433,7 @@ int eng_plan(struct engine *en, const struct eng_desired *d, struct plan *p, str
         s->prov = n->prov;
         s->node = (int)i;
         en->cur_plan_n = p->n;
-        if ((rc = d->render(d->ctx, i, &s->props, e))) {
-            step_release(s);
-            break;
-        }
-        struct prov_call c = {.env = en->st->env, .resource = n->name, .type = n->prov->type,
-                              .props = s->props};
-        if ((rc = prov_check_props(n->prov, &c, NULL, e))) {
-            err_prefix(e, "resource '%s': ", n->name);
+        if ((rc = render_node(en, d, i, &s->props, e))) {
             step_release(s);
             break;
         }
@@ -398,7 +451,7 @@ int eng_plan(struct engine *en, const struct eng_desired *d, struct plan *p, str
         } else {
             s->old = r->inputs;
             eng_diff(r->inputs, s->props, n->prov, &s->changed, &s->nchanged, &s->why);
-            const char *dr = drift_of(en, n->name);
+            const char *dr = drift_of(en, n->name), *rd = recreated_dep(en, d, i);
             if (s->why)
                 s->op = OP_REPLACE;
             else if (s->nchanged)
@@ -406,6 +459,9 @@ int eng_plan(struct engine *en, const struct eng_desired *d, struct plan *p, str
             else if (dr) {
                 s->op = OP_UPDATE;
                 s->why = xasprintf("drift: %s", dr);
+            } else if (rd) {
+                s->op = OP_UPDATE;
+                s->why = xasprintf("'%s' is created anew", rd);
             } else
                 s->op = OP_SAME;
         }
@@ -1095,19 +1151,13 @@ static int apply_prepare(struct runner *rn, struct task *t, struct err *e)
     const struct eng_node *n = &rn->d->nodes[t->node];
     val_free(t->props);
     t->props = NULL;
-    int rc = rn->d->render(rn->d->ctx, (size_t)t->node, &t->props, e);
+    int rc = render_node(en, rn->d, (size_t)t->node, &t->props, e);
     if (rc)
         return rc;
     if (val_has_unknown(t->props))
         return err_set(e, PE_INTERNAL, NULL,
                        "resource '%s': properties still unknown after its dependencies ran",
                        t->name);
-    struct prov_call c = {.env = en->st->env, .resource = n->name, .type = n->prov->type,
-                          .props = t->props};
-    if ((rc = prov_check_props(n->prov, &c, NULL, e))) {
-        err_prefix(e, "resource '%s': ", n->name);
-        return rc;
-    }
     const struct st_res *r = state_res(en->st, t->name);
     /* the decision is made again now that dependencies' outputs are final */
     if (!r || is_gone(en, t->name)) {
@@ -1118,7 +1168,10 @@ static int apply_prepare(struct runner *rn, struct task *t, struct err *e)
         char **ch, *why;
         size_t nch;
         eng_diff(r->inputs, t->props, n->prov, &ch, &nch, &why);
-        t->op = why ? OP_REPLACE : nch || drift_of(en, t->name) ? OP_UPDATE : OP_SAME;
+        t->op = why ? OP_REPLACE
+                : nch || drift_of(en, t->name) || recreated_dep(en, rn->d, (size_t)t->node)
+                    ? OP_UPDATE
+                    : OP_SAME;
         for (size_t i = 0; i < nch; i++)
             free(ch[i]);
         free(ch);
@@ -1183,7 +1236,7 @@ static void apply_finish(struct runner *rn, struct task *t)
     state_pending_del(en->st, t->name);
     record_result(rn, t->name);
     crash_point("saved", t->name);
-    emit(en, EV_DONE, t, NULL);
+    emit(en, EV_DONE, t, t->res.note);
 }
 
 int eng_apply(struct engine *en, const struct eng_desired *d, struct plan *p, int done[OP_COUNT],
@@ -1436,4 +1489,52 @@ void eng_log_tail(struct engine *en, const char *resource, int n, struct sb *out
         free(names[i]);
     }
     free(names);
+}
+
+int eng_render(struct engine *en, const struct eng_desired *d, size_t i, struct val **props,
+               struct err *e)
+{
+    return render_node(en, d, i, props, e);
+}
+
+int eng_call(struct engine *en, const struct provider *p, const char *resource, enum eng_op op,
+             const struct val *props, struct prov_result *r, struct err *e)
+{
+    int rc = eng_prepare_dirs(en, e);
+    if (rc)
+        return rc;
+    const struct st_res *sr = state_res(en->st, resource);
+    struct prov_call c = {
+        .env = en->st->env,
+        .resource = resource,
+        .type = p->type,
+        .project_dir = en->project_dir,
+        .work_dir = en->work_dir,
+        .log_dir = en->log_dir,
+        .run_dir = en->run_dir,
+        .props = props,
+        .old_props = sr ? sr->inputs : NULL,
+        .old_outputs = sr ? sr->outputs : NULL,
+        .priv = sr ? sr->priv : NULL,
+        .id = sr ? sr->id : NULL,
+        .host = en->host,
+    };
+    memset(r, 0, sizeof *r);
+    switch (op) {
+    case OP_CREATE:
+        rc = p->create(&c, r, e);
+        break;
+    case OP_UPDATE:
+        rc = p->update(&c, r, e);
+        break;
+    case OP_READ:
+        rc = p->read(&c, r, e);
+        break;
+    case OP_DELETE:
+        rc = p->remove(&c, e);
+        break;
+    default:
+        rc = err_set(e, PE_INTERNAL, NULL, "eng_call: unsupported operation");
+    }
+    return rc;
 }

@@ -125,6 +125,15 @@ void plan_release(struct plan *p);
  * was done are in done[OP_COUNT]. */
 int eng_apply(struct engine *en, const struct eng_desired *d, struct plan *p, int done[OP_COUNT],
               struct err *e);
+/* eng_render: node i's properties as an apply would pass them: rendered,
+ * checked against the provider's schema, with the content fingerprint. */
+int eng_render(struct engine *en, const struct eng_desired *d, size_t i, struct val **props,
+               struct err *e);
+/* eng_call: run one provider operation now on this thread, outside any plan
+ * (for commands that act on one resource, like `prenv seed`). The call gets
+ * the env's directories, the host and what state records for the resource. */
+int eng_call(struct engine *en, const struct provider *p, const char *resource, enum eng_op op,
+             const struct val *props, struct prov_result *r, struct err *e);
 /* eng_destroy_check: refuse (PE_PROTECTED) when protection forbids a destroy. */
 int eng_destroy_check(struct engine *en, struct err *e);
 /* eng_destroy: remove every resource. *left counts what could not be removed. */

@@ -223,6 +223,7 @@ void prov_result_release(struct prov_result *r)
     val_free(r->outputs);
     val_free(r->priv);
     free(r->drift);
+    free(r->note);
     memset(r, 0, sizeof *r);
 }
 

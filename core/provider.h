@@ -57,6 +57,8 @@ struct prov_host {
     const char *state_dir;  /* absolute; ports/ leases live under it */
     int port_lo, port_hi;   /* the project's port range, inclusive */
     volatile int cancel;    /* set when the run is interrupted */
+    bool env_protected;     /* the environment is protected (prod) */
+    bool force;             /* the user asked to act on it anyway (--force) */
 };
 
 struct prov_call {
@@ -81,6 +83,7 @@ struct prov_result {
     struct val *priv;    /* map of private data to get back next time; may stay NULL */
     bool exists;         /* read: false when the resource is gone */
     char *drift;         /* read: what differs from the recorded state (NULL = nothing) */
+    char *note;          /* create/update: one line worth telling the user, or NULL */
 };
 
 struct provider {
@@ -99,6 +102,10 @@ struct provider {
     int (*remove)(const struct prov_call *c, struct err *e);
     /* scale: optional; set the replica count (0 = asleep) keeping everything else. */
     int (*scale)(const struct prov_call *c, int replicas, struct prov_result *r, struct err *e);
+    /* fingerprint: optional; a digest of content the properties point at (a
+     * file's bytes), so a change to it is a change to the resource. The
+     * engine records it as the input "fingerprint". Called at plan time. */
+    int (*fingerprint)(const struct prov_call *c, char **out, struct err *e);
 };
 
 /* Registry. */

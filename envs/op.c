@@ -109,6 +109,8 @@ static void build_meta(struct op_env *oe)
     val_map_set(oe->env_meta, "work_dir", NULL,
                 val_str_own(xasprintf("%s/work/%s", oe->proj->state_dir, st->env), NULL));
     val_map_set(oe->env_meta, "sha", NULL, st->sha ? val_str(st->sha, NULL) : val_null(NULL));
+    val_map_set(oe->env_meta, "tags", NULL, val_clone(st->tags));
+    val_map_set(oe->env_meta, "protected", NULL, val_bool(oe->def.protect, NULL));
     oe->project_meta = val_map(NULL);
     val_map_set(oe->project_meta, "name", NULL, val_str(oe->proj->name, NULL));
     val_map_set(oe->project_meta, "dir", NULL, val_str(oe->proj->dir, NULL));
@@ -272,6 +274,8 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
     oe->host.state_dir = oe->proj->state_dir;
     oe->host.port_lo = oe->proj->port_lo;
     oe->host.port_hi = oe->proj->port_hi;
+    oe->host.env_protected = oe->def.protect;
+    oe->host.force = o->force;
     struct eng_opts eo = {
         .parallel = o->parallel,
         .rollback = o->rollback,

@@ -46,6 +46,7 @@ struct op_opts {
     const char *sha;
     int parallel;
     bool rollback, ignore_protect, no_refresh;
+    bool force;               /* act on a protected env where a provider would refuse (seeding) */
     long long lock_wait_ms;   /* < 0 forever */
     eng_event_fn on_event;
     void *ev_ctx;

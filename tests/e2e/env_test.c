@@ -443,3 +443,29 @@ Test(env, sandbox_is_owned_expires_and_respects_the_per_owner_maximum)
     cr_assert_eq(tl_json_int(r.out, "1.resources"), 1, "%s", r.out);
     tl_res_free(&r);
 }
+
+Test(env, a_database_deleted_out_of_band_is_created_again_and_migrated_again)
+{
+    tl_proj_new(&P, APP_TPL, APP_BASE, NULL);
+    struct tl_res r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    tl_res_free(&r);
+    char *db = xasprintf("%s/work/dev/db.db", P.state);
+    cr_assert(tl_exists(db));
+    unlink(db);
+    r = RUN("env", "plan", "dev");
+    OK(r);
+    cr_assert(strstr(r.out, "db") && strstr(r.out, "it no longer exists"), "%s", r.out);
+    cr_assert(strstr(r.out, "~  init"), "dependents are rebuilt: %s", r.out);
+    cr_assert(strstr(r.out, "~  web"), "dependents are rebuilt: %s", r.out);
+    tl_res_free(&r);
+    r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    cr_assert(strstr(r.out, "init (exec.command) updated"), "the migration ran again: %s", r.out);
+    tl_res_free(&r);
+    cr_assert(tl_exists(db));
+    free(db);
+    r = RUN("env", "up", "dev", "--yes");
+    cr_assert(strstr(r.out, "nothing to do"), "%s", r.out);
+    tl_res_free(&r);
+}
