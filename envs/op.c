@@ -596,3 +596,121 @@ int op_render(struct op_env *oe, struct val **out, struct err *e)
     *out = m;
     return 0;
 }
+
+void op_result_release(struct op_result *r)
+{
+    free(r->error);
+    val_free(r->outputs);
+    val_free(r->removed);
+    val_free(r->left);
+    memset(r, 0, sizeof *r);
+}
+
+static void result_error(struct op_result *r, struct err *e)
+{
+    r->rc = e->code ? e->code : PE_INTERNAL;
+    r->transient = e->code == PE_TRANSIENT || e->code == PE_LOCKED;
+    struct sb b;
+    sb_init(&b);
+    if (e->pos.src)
+        sb_addf(&b, "%s:%d:%d: ", e->pos.src->name, e->pos.line, e->pos.col);
+    sb_adds(&b, e->msg ? e->msg : err_code_name(e->code));
+    if (e->hint)
+        sb_addf(&b, " (%s)", e->hint);
+    r->error = sb_steal(&b);
+    err_release(e);
+}
+
+int op_run_up(const char *env, const struct op_opts *o, const struct val *pr,
+              struct op_result *r)
+{
+    memset(r, 0, sizeof *r);
+    long long t0 = tm_mono_ms();
+    struct err e = {0};
+    struct op_env *oe = NULL;
+    if (op_open(&oe, env, OP_LOCK | OP_LOAD_TEMPLATE, o, &e)) {
+        result_error(r, &e);
+        return r->rc;
+    }
+    if (pr && pr->kind == VAL_MAP) {
+        struct val *m = oe->st->pr ? val_clone(oe->st->pr) : val_map(NULL);
+        val_merge(&m, pr);
+        val_free(oe->st->pr);
+        oe->st->pr = m;
+        val_free(oe->env_meta);
+        val_free(oe->project_meta);
+        oe->env_meta = oe->project_meta = NULL;
+        build_meta(oe);
+    }
+    if (o->on_open)
+        o->on_open(o->open_ctx, oe);
+    struct plan p = {0};
+    int rc = op_prepare(oe, o, &p, &e);
+    if (!rc && oe->host.cancel)
+        rc = err_set(&e, PE_CANCELED, NULL, "canceled before anything was changed");
+    if (!rc) {
+        int changes = p.counts[OP_CREATE] + p.counts[OP_UPDATE] + p.counts[OP_REPLACE] +
+                      p.counts[OP_DELETE];
+        if (changes)
+            rc = op_apply(oe, o, &p, r->done, t0, &e);
+        else
+            rc = op_touch(oe, o, &e);
+    }
+    plan_release(&p);
+    if (rc)
+        result_error(r, &e);
+    r->outputs = oe->st->outputs ? val_clone(oe->st->outputs) : NULL;
+    r->ms = tm_mono_ms() - t0;
+    if (o->on_close)
+        o->on_close(o->open_ctx, oe);
+    op_close(oe);
+    return r->rc;
+}
+
+int op_run_destroy(const char *env, const struct op_opts *o, struct op_result *r)
+{
+    memset(r, 0, sizeof *r);
+    long long t0 = tm_mono_ms();
+    struct err e = {0};
+    struct op_env *oe = NULL;
+    r->removed = val_list(NULL);
+    r->left = val_list(NULL);
+    int rc = op_open(&oe, env, OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, o, &e);
+    if (rc == PE_NOTFOUND && !oe && e.msg && strstr(e.msg, "does not exist")) {
+        err_release(&e);
+        r->ms = tm_mono_ms() - t0;
+        return 0; /* nothing to destroy */
+    }
+    if (rc) {
+        result_error(r, &e);
+        return r->rc;
+    }
+    if (o->on_open)
+        o->on_open(o->open_ctx, oe);
+    /* the receipt: what exists before, and what is left after */
+    char **before = xcalloc(oe->st->nres + 1, sizeof *before);
+    size_t nb = oe->st->nres;
+    for (size_t i = 0; i < nb; i++)
+        before[i] = xasprintf("%s (%s)", oe->st->res[i].name, oe->st->res[i].type);
+    size_t left = 0;
+    rc = op_destroy(oe, o, &left, t0, &e);
+    for (size_t i = 0; i < nb; i++) {
+        bool still = false;
+        for (size_t k = 0; rc && k < oe->st->nres; k++) {
+            size_t l = strlen(oe->st->res[k].name);
+            if (!strncmp(before[i], oe->st->res[k].name, l) && before[i][l] == ' ')
+                still = true;
+        }
+        val_list_push(still ? r->left : r->removed, val_str(before[i], NULL));
+        free(before[i]);
+    }
+    free(before);
+    r->done[OP_DELETE] = (int)r->removed->u.list.n;
+    if (rc)
+        result_error(r, &e);
+    r->ms = tm_mono_ms() - t0;
+    if (o->on_close)
+        o->on_close(o->open_ctx, oe);
+    op_close(oe);
+    return r->rc;
+}

@@ -48,6 +48,12 @@ struct op_opts {
     bool rollback, ignore_protect, no_refresh;
     bool force;               /* act on a protected env where a provider would refuse (seeding) */
     long long lock_wait_ms;   /* < 0 forever */
+    /* op_run_*: called on the running thread right after the env is opened
+     * and before it is closed, so another thread can cancel the run at the
+     * next resource boundary by setting oe->host.cancel = 1 meanwhile */
+    void (*on_open)(void *ctx, struct op_env *oe);
+    void (*on_close)(void *ctx, struct op_env *oe);
+    void *open_ctx;
     eng_event_fn on_event;
     void *ev_ctx;
     lock_notify_fn on_lock;
@@ -81,6 +87,25 @@ int op_config(struct op_env *oe, struct val **out, struct err *e);
 /* op_history: append a record {time, user, operation, sha, result, changes}. */
 void op_history(struct op_env *oe, const char *operation, const char *result,
                 const struct val *changes, long long started_ms);
+/* What an intent carried out without a terminal did: for the daemon's jobs,
+ * `prenv pr open|close` and PR reports. */
+struct op_result {
+    int rc;            /* 0 ok */
+    char *error;       /* message when rc != 0 */
+    bool transient;    /* the failure may go away by itself (retry later) */
+    int done[OP_COUNT];
+    struct val *outputs; /* the env's outputs after the run (map), may be NULL */
+    struct val *removed; /* destroy: "name (type)" of every resource removed (list) */
+    struct val *left;    /* destroy: what could not be removed (list) */
+    long long ms;
+};
+void op_result_release(struct op_result *r);
+/* op_run_up: open (locked), settle, refresh, plan and apply env; pr is the
+ * pull request's facts (map: number, sha, branch, author, title) or NULL. */
+int op_run_up(const char *env, const struct op_opts *o, const struct val *pr,
+              struct op_result *r);
+/* op_run_destroy: destroy env (absent is success, with nothing removed). */
+int op_run_destroy(const char *env, const struct op_opts *o, struct op_result *r);
 /* op_user: $USER or the login name; caller frees. */
 char *op_user(void);
 
