@@ -27,10 +27,13 @@ extern const struct provider prov_exec_command;
 extern const struct provider prov_sqlite_database;
 extern const struct provider prov_git_checkout;
 extern const struct provider prov_process_service;
+extern const struct provider prov_postgres_database;
+extern const struct provider prov_seed_synthetic;
 
 static const struct provider *const providers[] = {
     &prov_exec_command, &prov_file_render,     &prov_git_checkout,
-    &prov_process_service, &prov_sqlite_database, NULL,
+    &prov_process_service, &prov_postgres_database, &prov_seed_synthetic, &prov_sqlite_database,
+    NULL,
 };
 
 const struct provider *const *prov_all(void)

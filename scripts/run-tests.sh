@@ -9,6 +9,20 @@ status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")/.." && pwd)/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# a throwaway PostgreSQL cluster for the postgres.database tests; stopped on
+# any exit (the trap), and the tests fail rather than skip without it
+PG_SERVER="$(cd "$(dirname "$0")" && pwd)/pg-test-server.sh"
+trap '"$PG_SERVER" stop >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+unset PRENV_PG_DIR PRENV_TEST_PG_URL # always our own server, never a caller's
+if pg_env=$("$PG_SERVER" start); then
+    eval "$pg_env"
+else
+    echo "run-tests: cannot start the PostgreSQL test server" >&2
+    status=1
+fi
+export PRENV_TEST_PG_REQUIRED=1
 for b in "$@"; do
     for t in unit-tests e2e-tests; do
         if [ ! -x "$b/$t" ]; then
@@ -23,6 +37,10 @@ for b in "$@"; do
         fi
     done
 done
+if [ -n "${PRENV_PG_DIR:-}" ] && ! "$PG_SERVER" stop; then
+    echo "run-tests: cannot stop the PostgreSQL test server in $PRENV_PG_DIR" >&2
+    status=1
+fi
 # nothing may outlive the suite
 left=$(pgrep -af 'prenv-test-' | grep -v pgrep || true)
 if [ -n "$left" ]; then
