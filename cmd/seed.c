@@ -74,7 +74,16 @@ static int exec_seed(struct cmd_ctx *c, void *vo, int argc, char **argv)
         val_free(rows);
         return cmd_error(c, &e);
     }
-    int rc = eng_reconcile(oe->en, &e);
+    int rc = 0;
+    if (oe->def.protect && !o->force) {
+        rc = err_set(&e, PE_PROTECTED, NULL,
+                     "not seeding '%s': it is protected, and synthetic data never goes into a "
+                     "protected stage by accident",
+                     env);
+        err_hint(&e, "pass --force if this is really what you want");
+    }
+    if (!rc)
+        rc = eng_reconcile(oe->en, &e);
     size_t nseeds = 0;
     struct sb js;
     sb_init(&js);

@@ -31,10 +31,19 @@ for b in "$@"; do
             continue
         fi
         echo "== $b/$t"
-        if ! "$b/$t" --jobs "$JOBS" --short-filename; then
+        log=$(mktemp)
+        if ! "$b/$t" --jobs "$JOBS" --short-filename >"$log" 2>&1; then
             echo "run-tests: $b/$t FAILED" >&2
             status=1
         fi
+        cat "$log"
+        # a sanitizer report fails the run even where the test itself passed
+        # (a leak found when a test's process ends)
+        if grep -qE 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$log"; then
+            echo "run-tests: $b/$t: sanitizer reports (see above)" >&2
+            status=1
+        fi
+        rm -f "$log"
     done
 done
 if [ -n "${PRENV_PG_DIR:-}" ] && ! "$PG_SERVER" stop; then

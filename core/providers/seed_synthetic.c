@@ -204,15 +204,24 @@ static int sq_row(void *ctx, const struct seed_value *v, size_t n, struct err *e
         if (v[i].null) {
             rc = sqlite3_bind_null(L->ins, (int)i + 1);
         } else {
-            switch (seed_col_type(L->s, L->t, i)) {
+            /* values are text of a given length, not NUL-terminated */
+            char num[64];
+            enum seed_type ty = seed_col_type(L->s, L->t, i);
+            if ((ty == SEED_INT || ty == SEED_FLOAT) && v[i].len < sizeof num) {
+                memcpy(num, v[i].text, v[i].len);
+                num[v[i].len] = 0;
+            } else {
+                num[0] = 0;
+            }
+            switch (ty) {
             case SEED_INT:
-                rc = sqlite3_bind_int64(L->ins, (int)i + 1, strtoll(v[i].text, NULL, 10));
+                rc = sqlite3_bind_int64(L->ins, (int)i + 1, strtoll(num, NULL, 10));
                 break;
             case SEED_BOOL:
-                rc = sqlite3_bind_int(L->ins, (int)i + 1, v[i].text[0] == 't');
+                rc = sqlite3_bind_int(L->ins, (int)i + 1, v[i].len && v[i].text[0] == 't');
                 break;
             case SEED_FLOAT:
-                rc = sqlite3_bind_double(L->ins, (int)i + 1, strtod(v[i].text, NULL));
+                rc = sqlite3_bind_double(L->ins, (int)i + 1, strtod(num, NULL));
                 break;
             default:
                 rc = sqlite3_bind_text(L->ins, (int)i + 1, v[i].text, (int)v[i].len,
