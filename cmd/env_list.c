@@ -30,11 +30,6 @@ static const struct cmd_opt opts[] = {
 };
 #undef O
 
-static const char *js(const cJSON *o, const char *k)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(j) ? j->valuestring : NULL;
-}
 
 static void rel_time(struct sb *b, long long ms)
 {
@@ -79,112 +74,55 @@ static int exec_list(struct cmd_ctx *c, void *vo, int argc, char **argv)
         sb_adds(&out, "[");
     size_t shown = 0, bad = 0;
     for (size_t i = 0; i < n; i++) {
-        char *path = state_path(p->state_dir, names[i]);
-        char *text = NULL;
-        size_t len = 0;
+        struct st_summary sm;
         struct err re = {0};
-        int r = fs_read(path, STATE_MAX_FILE, &text, &len, &re);
-        free(path);
-        /* the summary is everything before the resources: parse only that */
-        cJSON *j = NULL;
-        if (!r) {
-            const char *cut = strstr(text, "\n  \"resources\": [");
-            if (cut && cut > text && cut[-1] == ',') {
-                size_t hl = (size_t)(cut - text);
-                text[hl - 1] = '}';
-                j = cJSON_ParseWithLength(text, hl);
-                text[hl - 1] = ',';
-            }
-            if (!j)
-                j = cJSON_ParseWithLength(text, len);
-        }
-        free(text);
-        err_release(&re);
-        if (!j) {
+        if (state_summary(&sm, p->state_dir, names[i], &re)) {
+            err_release(&re);
             bad++;
             cmd_warn(c, "state of '%s' cannot be read; `prenv env show %s` says why", names[i],
                      names[i]);
             continue;
         }
-        const char *kind = js(j, "kind"), *owner = js(j, "owner"), *status = js(j, "status");
-        bool keep = !o->kind || (kind && !strcmp(kind, o->kind));
-        const cJSON *tags = cJSON_GetObjectItemCaseSensitive(j, "tags");
+        bool keep = !o->kind || (sm.kind && !strcmp(sm.kind, o->kind));
         for (size_t t = 0; keep && t < o->tag.n; t++) {
             const char *eq = strchr(o->tag.v[t], '=');
             char *k = xstrndup(o->tag.v[t], (size_t)(eq - o->tag.v[t]));
-            const cJSON *tv = cJSON_GetObjectItemCaseSensitive(tags, k);
-            keep = cJSON_IsString(tv) && !strcmp(tv->valuestring, eq + 1);
+            const char *tv = val_map_str(sm.tags, k, NULL);
+            keep = tv && !strcmp(tv, eq + 1);
             free(k);
         }
         if (!keep) {
-            cJSON_Delete(j);
+            st_summary_release(&sm);
             continue;
         }
-        const cJSON *rc_ = cJSON_GetObjectItemCaseSensitive(j, "resource_count"),
-                    *pc_ = cJSON_GetObjectItemCaseSensitive(j, "pending_count");
-        int nres = cJSON_IsNumber(rc_)
-                       ? rc_->valueint
-                       : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "resources"));
-        int npend = cJSON_IsNumber(pc_)
-                        ? pc_->valueint
-                        : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "pending"));
-        const cJSON *outs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
-        const cJSON *url = cJSON_GetObjectItemCaseSensitive(outs, "url");
-        const char *urls = cJSON_IsString(url) ? url->valuestring : NULL;
-        long long created = 0, expires = 0;
-        const char *cs = js(j, "created"), *es = js(j, "expires");
-        if (cs)
-            tm_parse_rfc3339(cs, &created);
-        if (es)
-            tm_parse_rfc3339(es, &expires);
         if (o->json) {
-            sb_adds(&out, shown ? ",\n  {" : "\n  {");
-            sb_adds(&out, "\"name\": ");
-            sb_add_json_str(&out, names[i]);
-            const char *keys[] = {"kind", "owner", "status", "created", "updated", "expires",
-                                  "sha"};
-            for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
-                sb_addf(&out, ", \"%s\": ", keys[k]);
-                const char *v = js(j, keys[k]);
-                if (v)
-                    sb_add_json_str(&out, v);
-                else
-                    sb_adds(&out, "null");
-            }
-            sb_addf(&out, ", \"resources\": %d, \"pending\": %d, \"url\": ", nres, npend);
-            if (urls)
-                sb_add_json_str(&out, urls);
-            else
-                sb_adds(&out, "null");
-            sb_adds(&out, ", \"tags\": ");
-            char *t = tags ? cJSON_PrintUnformatted(tags) : NULL;
-            sb_adds(&out, t ? t : "{}");
-            cJSON_free(t);
-            sb_adds(&out, "}");
+            sb_adds(&out, shown ? ",\n  " : "\n  ");
+            st_summary_json(&out, &sm);
         } else {
             struct sb age, exp;
             sb_init(&age);
             sb_init(&exp);
-            if (created && tm_now_ms() - created >= 60000)
-                dur_fmt(&age, ((tm_now_ms() - created) / 60000) * 60000);
+            if (sm.created_ms && tm_now_ms() - sm.created_ms >= 60000)
+                dur_fmt(&age, ((tm_now_ms() - sm.created_ms) / 60000) * 60000);
             else
                 sb_adds(&age, "<1m");
-            if (expires)
-                rel_time(&exp, expires);
+            if (sm.expires_ms)
+                rel_time(&exp, sm.expires_ms);
             else
                 sb_adds(&exp, "never");
-            const char *col = !status                     ? ""
-                              : !strcmp(status, "up")     ? cmd_c(c, "\033[32m")
-                              : strstr(status, "fail")    ? cmd_c(c, "\033[31m")
-                                                          : cmd_c(c, "\033[33m");
+            const char *status = sm.status;
+            const char *col = !status                  ? ""
+                              : !strcmp(status, "up")  ? cmd_c(c, "\033[32m")
+                              : strstr(status, "fail") ? cmd_c(c, "\033[31m")
+                                                       : cmd_c(c, "\033[33m");
             sb_addf(&out, "%-24s %-8s %-12s %s%-15s%s %5d  %-10s %-12s %s\n", names[i],
-                    kind ? kind : "?", owner ? owner : "-", col, status ? status : "?",
-                    cmd_c(c, "\033[0m"), nres, age.buf, exp.buf, urls ? urls : "");
+                    sm.kind ? sm.kind : "?", sm.owner ? sm.owner : "-", col, status ? status : "?",
+                    cmd_c(c, "\033[0m"), sm.resources, age.buf, exp.buf, sm.url ? sm.url : "");
             sb_release(&age);
             sb_release(&exp);
         }
         shown++;
-        cJSON_Delete(j);
+        st_summary_release(&sm);
     }
     if (o->json)
         sb_adds(&out, shown ? "\n]\n" : "]\n");

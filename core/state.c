@@ -763,3 +763,106 @@ int state_history_read(struct val **out, const char *dir, const char *env, size_
     free(text);
     return 0;
 }
+
+void st_summary_release(struct st_summary *s)
+{
+    free(s->env);
+    free(s->kind);
+    free(s->owner);
+    free(s->status);
+    free(s->sha);
+    free(s->url);
+    val_free(s->tags);
+    memset(s, 0, sizeof *s);
+}
+
+int state_summary(struct st_summary *out, const char *dir, const char *env, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    char *path = state_path(dir, env);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = fs_read(path, STATE_MAX_FILE, &text, &len, e);
+    free(path);
+    if (rc == -ENOENT)
+        return err_set(e, PE_NOTFOUND, NULL, "environment '%s' does not exist", env);
+    if (rc)
+        return rc;
+    /* the summary is everything before the resources: parse only that */
+    cJSON *j = NULL;
+    const char *cut = strstr(text, "\n  \"resources\": [");
+    if (cut && cut > text && cut[-1] == ',') {
+        size_t hl = (size_t)(cut - text);
+        text[hl - 1] = '}';
+        j = cJSON_ParseWithLength(text, hl);
+        text[hl - 1] = ',';
+    }
+    if (!j)
+        j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return err_set(e, PE_STATE, NULL, "state of '%s' is not valid JSON", env);
+    }
+    out->env = xstrdup(env);
+    out->kind = jstr(j, "kind");
+    out->owner = jstr(j, "owner");
+    out->status = jstr(j, "status");
+    out->sha = jstr(j, "sha");
+    out->created_ms = jtime(j, "created");
+    out->updated_ms = jtime(j, "updated");
+    out->expires_ms = jtime(j, "expires");
+    const cJSON *rc_ = cJSON_GetObjectItemCaseSensitive(j, "resource_count"),
+                *pc_ = cJSON_GetObjectItemCaseSensitive(j, "pending_count");
+    out->resources = cJSON_IsNumber(rc_)
+                         ? rc_->valueint
+                         : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "resources"));
+    out->pending = cJSON_IsNumber(pc_)
+                       ? pc_->valueint
+                       : cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "pending"));
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "outputs"), "url");
+    out->url = cJSON_IsString(url) ? xstrdup(url->valuestring) : NULL;
+    out->tags = jval(j, "tags", true);
+    cJSON_Delete(j);
+    return 0;
+}
+
+static void json_opt(struct sb *b, const char *k, const char *v)
+{
+    sb_addf(b, ", \"%s\": ", k);
+    if (v)
+        sb_add_json_str(b, v);
+    else
+        sb_adds(b, "null");
+}
+
+static void json_t(struct sb *b, const char *k, long long ms)
+{
+    sb_addf(b, ", \"%s\": ", k);
+    if (!ms) {
+        sb_adds(b, "null");
+        return;
+    }
+    sb_addc(b, '"');
+    tm_rfc3339(b, ms);
+    sb_addc(b, '"');
+}
+
+void st_summary_json(struct sb *b, const struct st_summary *s)
+{
+    sb_adds(b, "{\"name\": ");
+    sb_add_json_str(b, s->env);
+    json_opt(b, "kind", s->kind);
+    json_opt(b, "owner", s->owner);
+    json_opt(b, "status", s->status);
+    json_t(b, "created", s->created_ms);
+    json_t(b, "updated", s->updated_ms);
+    json_t(b, "expires", s->expires_ms);
+    json_opt(b, "sha", s->sha);
+    sb_addf(b, ", \"resources\": %d, \"pending\": %d", s->resources, s->pending);
+    json_opt(b, "url", s->url);
+    sb_adds(b, ", \"tags\": ");
+    val_json(b, s->tags, 0);
+    sb_addc(b, '}');
+}

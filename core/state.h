@@ -114,6 +114,19 @@ int state_history_append(const char *state_dir, const char *env, const struct va
 int state_history_read(struct val **out, const char *state_dir, const char *env, size_t last,
                        struct err *e);
 
+/* The summary of an environment's state, read without its resources (fast:
+ * `env list` over a thousand environments). Times are 0 when unset. */
+struct st_summary {
+    char *env, *kind, *owner, *status, *sha, *url; /* url: the template's `url` output */
+    long long created_ms, updated_ms, expires_ms;
+    int resources, pending;
+    struct val *tags; /* map */
+};
+int state_summary(struct st_summary *out, const char *state_dir, const char *env, struct err *e);
+void st_summary_release(struct st_summary *s);
+/* st_summary_json: the object `env list --json` prints for it. */
+void st_summary_json(struct sb *out, const struct st_summary *s);
+
 /* hash of a value's canonical JSON, hex; caller frees */
 char *state_hash(const struct val *v);
 

@@ -18,8 +18,8 @@
 #define DEFAULT_PORT_HI 29999
 
 static const char *const top_keys[] = {"project", "description", "template", "state_dir",
-                                       "ports", "tags", "stages", "previews", "sandboxes",
-                                       NULL};
+                                       "ports",   "tags",        "stages",   "previews",
+                                       "sandboxes", "serve",     "github",   NULL};
 
 int project_find(char **dir, const char *start, struct err *e)
 {
@@ -85,6 +85,18 @@ void project_free(struct project *p)
         free(ks[i]->suffix);
         free(ks[i]->config);
     }
+    free(p->pp.label);
+    for (char **t = p->pp.trusted; t && *t; t++)
+        free(*t);
+    free(p->pp.trusted);
+    free(p->serve.listen);
+    free(p->serve.api_token);
+    free(p->serve.public_url);
+    free(p->gh.webhook_secret);
+    free(p->gh.api_url);
+    free(p->gh.token);
+    free(p->gh.app_id);
+    free(p->gh.app_key_file);
     val_free(p->doc);
     free(p);
 }
@@ -139,7 +151,8 @@ static int parse_pattern(struct kind_policy *k, const struct val *v, const char 
 static int load_policy(struct project *p, struct kind_policy *k, const char *key,
                        const char *def_pattern, const char *placeholder, struct err *e)
 {
-    static const char *const pkeys[] = {"name", "config", "ttl", "max_per_owner", "enabled",
+    static const char *const pkeys[] = {"name",   "config", "ttl",    "max_per_owner", "enabled",
+                                        "drafts", "label",  "forks",  "on_draft",      "max",
                                         NULL};
     const struct val *v = val_map_get(p->doc, key);
     k->enabled = true;
@@ -274,6 +287,147 @@ static int load_stages(struct project *p, const struct val *v, struct err *e)
     return 0;
 }
 
+static char *env_or(const char *var, const char *conf)
+{
+    const char *v = getenv(var);
+    if (v && *v)
+        return xstrdup(v);
+    return conf ? xstrdup(conf) : NULL;
+}
+
+static int load_preview_policy(struct project *p, struct err *e)
+{
+    const struct val *v = val_map_get(p->doc, "previews");
+    struct preview_policy *pp = &p->pp;
+    if (!v || v->kind != VAL_MAP)
+        return 0;
+    int rc = schema_bool(v, "drafts", &pp->drafts, e);
+    const char *label = NULL, *on_draft = NULL;
+    if (!rc)
+        rc = schema_str(v, "label", &label, e);
+    if (!rc && label)
+        pp->label = xstrdup(label);
+    if (!rc)
+        rc = schema_str(v, "on_draft", &on_draft, e);
+    if (!rc && on_draft) {
+        if (!strcmp(on_draft, "destroy"))
+            pp->destroy_on_draft = true;
+        else if (strcmp(on_draft, "keep") != 0)
+            rc = err_set(e, PE_CONFIG, &val_map_get(v, "on_draft")->pos,
+                         "'on_draft' must be keep or destroy, not '%s'", on_draft);
+    }
+    long long mx = 0;
+    if (!rc)
+        rc = schema_int(v, "max", 0, 100000, &mx, e);
+    pp->max = (int)mx;
+    const struct val *f = val_map_get(v, "forks");
+    if (!rc && f && f->kind != VAL_NULL) {
+        if (f->kind == VAL_STR && !strcmp(f->u.str.s, "deny"))
+            pp->forks = 0;
+        else if (f->kind == VAL_STR && !strcmp(f->u.str.s, "allow"))
+            pp->forks = 1;
+        else if (f->kind == VAL_MAP) {
+            static const char *const fk[] = {"trusted", NULL};
+            rc = schema_keys(f, fk, "'previews.forks'", e);
+            const struct val *t = val_map_get(f, "trusted");
+            if (!rc && (!t || t->kind != VAL_LIST))
+                rc = err_set(e, PE_CONFIG, &f->pos,
+                             "'previews.forks' as a map needs 'trusted:' with a list of logins");
+            if (!rc) {
+                pp->forks = 2;
+                pp->trusted = xcalloc(t->u.list.n + 1, sizeof *pp->trusted);
+                for (size_t i = 0; i < t->u.list.n; i++) {
+                    if (t->u.list.v[i]->kind != VAL_STR)
+                        return err_set(e, PE_CONFIG, &t->u.list.v[i]->pos,
+                                       "trusted logins must be strings");
+                    pp->trusted[i] = xstrdup(t->u.list.v[i]->u.str.s);
+                }
+            }
+        } else
+            rc = err_set(e, PE_CONFIG, &f->pos,
+                         "'previews.forks' must be deny, allow, or {trusted: [login, ...]}");
+    }
+    return rc;
+}
+
+static int load_serve(struct project *p, struct err *e)
+{
+    static const char *const sk[] = {"listen",     "concurrency", "max_attempts", "api_token",
+                                     "public_url", "shutdown_timeout", NULL};
+    const struct val *v = val_map_get(p->doc, "serve");
+    struct serve_conf *s = &p->serve;
+    s->concurrency = 2;
+    s->max_attempts = 5;
+    s->shutdown_ms = 30000;
+    const char *listen = NULL, *tok = NULL, *url = NULL;
+    int rc = 0;
+    if (v && v->kind != VAL_NULL) {
+        if ((rc = schema_map(v, "'serve'", e)) || (rc = schema_keys(v, sk, "'serve'", e)))
+            return rc;
+        long long n;
+        n = s->concurrency;
+        if ((rc = schema_int(v, "concurrency", 1, 64, &n, e)))
+            return rc;
+        s->concurrency = (int)n;
+        n = s->max_attempts;
+        if ((rc = schema_int(v, "max_attempts", 1, 100, &n, e)))
+            return rc;
+        s->max_attempts = (int)n;
+        if ((rc = schema_duration(v, "shutdown_timeout", &s->shutdown_ms, e)) ||
+            (rc = schema_str(v, "listen", &listen, e)) ||
+            (rc = schema_str(v, "api_token", &tok, e)) ||
+            (rc = schema_str(v, "public_url", &url, e)))
+            return rc;
+    }
+    s->listen = xstrdup(listen ? listen : "127.0.0.1:8787");
+    s->api_token = env_or("PRENV_API_TOKEN", tok);
+    s->public_url = url ? xstrdup(url) : NULL;
+    return 0;
+}
+
+static int load_github(struct project *p, struct err *e)
+{
+    static const char *const gk[] = {"webhook_secret", "api_url", "token", "app", NULL};
+    static const char *const ak[] = {"id", "private_key_file", "installation", NULL};
+    const struct val *v = val_map_get(p->doc, "github");
+    struct github_conf *g = &p->gh;
+    const char *secret = NULL, *api = NULL, *tok = NULL;
+    int rc = 0;
+    if (v && v->kind != VAL_NULL) {
+        if ((rc = schema_map(v, "'github'", e)) || (rc = schema_keys(v, gk, "'github'", e)) ||
+            (rc = schema_str(v, "webhook_secret", &secret, e)) ||
+            (rc = schema_str(v, "api_url", &api, e)) || (rc = schema_str(v, "token", &tok, e)))
+            return rc;
+        const struct val *a = val_map_get(v, "app");
+        if (a && a->kind != VAL_NULL) {
+            if ((rc = schema_map(a, "'github.app'", e)) ||
+                (rc = schema_keys(a, ak, "'github.app'", e)))
+                return rc;
+            const struct val *id = val_map_get(a, "id");
+            const char *key = NULL;
+            if (!id || (id->kind != VAL_INT && id->kind != VAL_STR))
+                return err_set(e, PE_CONFIG, &a->pos, "'github.app' needs 'id' (the App's id)");
+            struct sb b;
+            sb_init(&b);
+            val_text(&b, id);
+            g->app_id = sb_steal(&b);
+            if ((rc = schema_str(a, "private_key_file", &key, e)))
+                return rc;
+            if (!key)
+                return err_set(e, PE_CONFIG, &a->pos,
+                               "'github.app' needs 'private_key_file' (the App's PEM key)");
+            g->app_key_file = fs_abspath(p->dir, key);
+            if ((rc = schema_int(a, "installation", 1, (long long)1 << 62, &g->app_installation,
+                                 e)))
+                return rc;
+        }
+    }
+    g->webhook_secret = env_or("PRENV_GITHUB_WEBHOOK_SECRET", secret);
+    g->api_url = xstrdup(api ? api : "https://api.github.com");
+    g->token = env_or("PRENV_GITHUB_TOKEN", tok);
+    return 0;
+}
+
 int project_load(struct project **out, const char *dir, const char *state_dir, struct err *e)
 {
     struct project *p = xcalloc(1, sizeof *p);
@@ -328,6 +482,8 @@ int project_load(struct project **out, const char *dir, const char *state_dir, s
     if ((rc = load_policy(p, &p->previews, "previews", "pr-{number}", "{number}", e)))
         goto fail;
     if ((rc = load_policy(p, &p->sandboxes, "sandboxes", "sb-{name}", "{name}", e)))
+        goto fail;
+    if ((rc = load_preview_policy(p, e)) || (rc = load_serve(p, e)) || (rc = load_github(p, e)))
         goto fail;
     /* stage names must not be claimed by the patterns */
     for (size_t i = 0; i < p->nstages; i++) {

@@ -34,6 +34,34 @@ struct kind_policy {
     int max_per_owner;  /* sandboxes: 0 = unlimited */
 };
 
+/* What `prenv serve` reads: previews policy for webhooks, the daemon, GitHub. */
+struct preview_policy {
+    bool drafts;           /* previews.drafts: deploy draft PRs */
+    bool destroy_on_draft; /* previews.on_draft: destroy (default keep) */
+    char *label;           /* previews.label: opt-in label, NULL = every PR */
+    int forks;             /* previews.forks: 0 deny, 1 allow, 2 trusted */
+    char **trusted;        /* previews.forks.trusted logins (NULL-terminated) */
+    int max;               /* previews.max: concurrent previews, 0 = unlimited */
+};
+
+struct serve_conf {
+    char *listen;          /* serve.listen, default 127.0.0.1:8787 */
+    int concurrency;       /* serve.concurrency: envs changing at once (default 2) */
+    int max_attempts;      /* serve.max_attempts before a job is parked (default 5) */
+    long long shutdown_ms; /* serve.shutdown_timeout (default 30s) */
+    char *api_token;       /* serve.api_token or $PRENV_API_TOKEN */
+    char *public_url;      /* serve.public_url: where prenv is reachable (log links) */
+};
+
+struct github_conf {
+    char *webhook_secret;  /* github.webhook_secret or $PRENV_GITHUB_WEBHOOK_SECRET */
+    char *api_url;         /* github.api_url (default https://api.github.com) */
+    char *token;           /* github.token or $PRENV_GITHUB_TOKEN */
+    char *app_id;          /* github.app.id */
+    char *app_key_file;    /* github.app.private_key_file (absolute) */
+    long long app_installation; /* github.app.installation */
+};
+
 struct project {
     char *dir;       /* absolute project root */
     char *file;      /* absolute path of prenv.yaml */
@@ -45,6 +73,9 @@ struct project {
     struct stage *stages;
     size_t nstages;
     struct kind_policy previews, sandboxes;
+    struct preview_policy pp;
+    struct serve_conf serve;
+    struct github_conf gh;
     struct val *doc;     /* the whole parsed file */
 };
 

@@ -151,12 +151,12 @@ int queue_seen(struct queue *q, const char *hook_id, const char *delivery_id, lo
 int queue_pr_newer(struct queue *q, const char *repo, long long number, long long updated_ms,
                    const char *state, bool *newer, struct err *e)
 {
-    int rc = exec(q, "BEGIN IMMEDIATE", e);
+    int rc = exec(q, "SAVEPOINT q", e);
     if (rc)
         return rc;
     sqlite3_stmt *st = prep(q, "SELECT updated FROM prs WHERE repo = ? AND number = ?", e);
     if (!st) {
-        exec(q, "ROLLBACK", e);
+        exec(q, "ROLLBACK TO q; RELEASE q", e);
         return e->code;
     }
     bind_text(st, 1, repo);
@@ -173,7 +173,7 @@ int queue_pr_newer(struct queue *q, const char *repo, long long number, long lon
                   "state = excluded.state",
                   e);
         if (!st) {
-            exec(q, "ROLLBACK", e);
+            exec(q, "ROLLBACK TO q; RELEASE q", e);
             return e->code;
         }
         bind_text(st, 1, repo);
@@ -182,12 +182,12 @@ int queue_pr_newer(struct queue *q, const char *repo, long long number, long lon
         bind_text(st, 4, state);
         if ((rc = step_done(q, st, "recording a pull request", e))) {
             struct err ig = {0};
-            exec(q, "ROLLBACK", &ig);
+            exec(q, "ROLLBACK TO q; RELEASE q", &ig);
             err_release(&ig);
             return rc;
         }
     }
-    return exec(q, "COMMIT", e);
+    return exec(q, "RELEASE q", e);
 }
 
 int queue_push(struct queue *q, const char *env, enum job_kind kind, const char *sha,
@@ -196,7 +196,7 @@ int queue_push(struct queue *q, const char *env, enum job_kind kind, const char 
 {
     long long now = tm_now_ms();
     *cancel_running = false;
-    int rc = exec(q, "BEGIN IMMEDIATE", e);
+    int rc = exec(q, "SAVEPOINT q", e);
     if (rc)
         return rc;
     sqlite3_stmt *st = prep(q,
@@ -239,11 +239,11 @@ int queue_push(struct queue *q, const char *env, enum job_kind kind, const char 
     }
     if (rc) {
         struct err ig = {0};
-        exec(q, "ROLLBACK", &ig);
+        exec(q, "ROLLBACK TO q; RELEASE q", &ig);
         err_release(&ig);
         return rc;
     }
-    return exec(q, "COMMIT", e);
+    return exec(q, "RELEASE q", e);
 }
 
 static char *col_text(sqlite3_stmt *st, int i)
@@ -276,7 +276,7 @@ int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, s
 {
     long long now = tm_now_ms();
     *got = false;
-    int rc = exec(q, "BEGIN IMMEDIATE", e);
+    int rc = exec(q, "SAVEPOINT q", e);
     if (rc)
         return rc;
     sqlite3_stmt *st;
@@ -287,7 +287,7 @@ int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, s
         int running = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
         sqlite3_finalize(st);
         if (running >= envs_running)
-            return exec(q, "COMMIT", e);
+            return exec(q, "RELEASE q", e);
     }
     st = prep(q,
               "SELECT " JOB_COLS " FROM jobs j WHERE state = 'queued' AND not_before <= ? "
@@ -315,14 +315,14 @@ int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, s
         out->state = JOB_RUNNING;
         out->attempts++;
     }
-    return exec(q, "COMMIT", e);
+    return exec(q, "RELEASE q", e);
 fail:
     if (*got)
         job_release(out);
     *got = false;
     {
         struct err ig = {0};
-        exec(q, "ROLLBACK", &ig);
+        exec(q, "ROLLBACK TO q; RELEASE q", &ig);
         err_release(&ig);
     }
     return e->code ? e->code : PE_STATE;
@@ -484,4 +484,21 @@ int queue_next_due(struct queue *q, long long *ms, struct err *e)
     *ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     return 0;
+}
+
+int queue_batch_begin(struct queue *q, struct err *e)
+{
+    return exec(q, "BEGIN IMMEDIATE", e);
+}
+
+int queue_batch_commit(struct queue *q, struct err *e)
+{
+    return exec(q, "COMMIT", e);
+}
+
+void queue_batch_rollback(struct queue *q)
+{
+    struct err e = {0};
+    exec(q, "ROLLBACK", &e);
+    err_release(&e);
 }

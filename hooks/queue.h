@@ -87,6 +87,13 @@ int queue_counts(struct queue *q, long long counts[7], struct err *e);
 /* queue_next_due: the earliest not_before of a waiting job (0 = none). */
 int queue_next_due(struct queue *q, long long *ms, struct err *e);
 
+/* Batches: the calls between begin and commit share one transaction and one
+ * fsync (group commit for many deliveries at once). Each call on its own is
+ * its own transaction. */
+int queue_batch_begin(struct queue *q, struct err *e);
+int queue_batch_commit(struct queue *q, struct err *e);
+void queue_batch_rollback(struct queue *q);
+
 void job_release(struct job *j);
 const char *job_kind_name(enum job_kind k);
 const char *job_state_name(enum job_state s);
