@@ -14,7 +14,7 @@
 #include <string.h>
 
 struct destroy_opts {
-    bool yes, json, ignore_protect;
+    bool yes, json, ignore_protect, forget;
 };
 
 #define O(f) offsetof(struct destroy_opts, f)
@@ -22,6 +22,8 @@ static const struct cmd_opt opts[] = {
     {"yes", 'y', OPT_BOOL, O(yes), NULL, "destroy without asking"},
     {"json", 0, OPT_BOOL, O(json), NULL, "print the result as JSON"},
     {"ignore-protect", 0, OPT_BOOL, O(ignore_protect), NULL, "destroy even a protected env"},
+    {"forget", 0, OPT_BOOL, O(forget), NULL,
+     "last resort: drop from the state what cannot be removed (listed as possibly left)"},
     {NULL, 0, 0, 0, NULL, NULL},
 };
 #undef O
@@ -36,6 +38,7 @@ static int exec_destroy(struct cmd_ctx *c, void *vo, int argc, char **argv)
     struct ui_progress up = {.c = c, .verb = "destroy", .quiet = o->json};
     struct op_opts oo = cmd_op_opts(c, &up);
     oo.ignore_protect = o->ignore_protect;
+    oo.forget = o->forget;
     struct op_env *oe = NULL;
     int rc = op_open(&oe, env, OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, &oo, &e);
     if (rc == PE_NOTFOUND && oe == NULL && e.msg && strstr(e.msg, "does not exist")) {
@@ -104,6 +107,12 @@ static int exec_destroy(struct cmd_ctx *c, void *vo, int argc, char **argv)
                         "the cause is fixed\n",
                 env, env);
     } else if (!o->json) {
+        if (oe->forgotten && oe->forgotten->u.list.n) {
+            fprintf(stderr, "prenv: warning: forgotten without being removed (they may still "
+                            "exist; remove them by hand):\n");
+            for (size_t i = 0; i < oe->forgotten->u.list.n; i++)
+                fprintf(stderr, "  ! %s\n", oe->forgotten->u.list.v[i]->u.str.s);
+        }
         struct sb s;
         sb_init(&s);
         dur_fmt_secs(&s, tm_mono_ms() - t0);

@@ -36,6 +36,27 @@ static const char *op_done(enum eng_op op)
     return op < OP_COUNT ? s[op] : "?";
 }
 
+/* hide the password of every scheme://user:password@ in text */
+static void redact_urls(struct sb *b)
+{
+    for (char *p = b->buf; (p = strstr(p, "://"));) {
+        char *start = p + 3, *end = start;
+        while (*end && *end != '@' && *end != '/' && *end != ' ' && *end != '"')
+            end++;
+        if (*end == '@') {
+            char *colon = memchr(start, ':', (size_t)(end - start));
+            if (colon && end - colon > 1) {
+                size_t keep = (size_t)(colon + 1 - b->buf), tail = b->len - (size_t)(end - b->buf);
+                memmove(colon + 1 + 3, end, tail + 1);
+                memcpy(colon + 1, "***", 3);
+                b->len = keep + 3 + tail;
+                end = colon + 4;
+            }
+        }
+        p = end;
+    }
+}
+
 void ui_value(struct sb *out, const struct val *v, size_t max)
 {
     struct sb b;
@@ -56,6 +77,8 @@ void ui_value(struct sb *out, const struct val *v, size_t max)
     for (char *p = b.buf; *p; p++)
         if (*p == '\n')
             *p = ' ';
+    if (b.len)
+        redact_urls(&b);
     sb_adds(out, b.buf);
     sb_release(&b);
 }

@@ -45,6 +45,7 @@ struct task {
     int rc;
     int attempts;
     long long t0;
+    bool rebuild;
     uv_work_t work;
 };
 
@@ -227,7 +228,28 @@ const struct val *eng_outputs(struct engine *en, const char *resource)
             const struct plan_step *s = &en->cur_plan->steps[i];
             if (strcmp(s->name, resource) != 0)
                 continue;
-            return (s->op == OP_SAME || s->op == OP_UPDATE) && r ? r->outputs : NULL;
+            if (s->op == OP_SAME && r)
+                return r->outputs;
+            if (s->op != OP_UPDATE || !r)
+                return NULL;
+            /* an update may change an output unless the provider says it is
+             * stable: the plan shows those as known after apply */
+            struct plan_step *ms = (struct plan_step *)s;
+            if (!ms->outs_view) {
+                ms->outs_view = val_clone(r->outputs);
+                for (size_t k = 0; ms->outs_view && k < ms->outs_view->u.map.n; k++) {
+                    struct val_entry *ent = &ms->outs_view->u.map.e[k];
+                    const struct prov_output *po = s->prov ? prov_output_find(s->prov, ent->key)
+                                                           : NULL;
+                    if (po && (po->flags & OUT_STABLE))
+                        continue;
+                    char *what = xasprintf("%s.%s", s->name, ent->key);
+                    val_free(ent->v);
+                    ent->v = val_unknown(what);
+                    free(what);
+                }
+            }
+            return ms->outs_view;
         }
         return r && !is_gone(en, resource) ? r->outputs : NULL;
     }
@@ -277,6 +299,7 @@ void eng_diff(const struct val *old, const struct val *nw, const struct provider
 
 static void step_release(struct plan_step *s)
 {
+    val_free(s->outs_view);
     free(s->name);
     val_free(s->props);
     for (size_t i = 0; i < s->nchanged; i++)
@@ -562,6 +585,7 @@ static void fill_call(struct engine *en, struct task *t)
         .old_outputs = t->old_outputs,
         .priv = t->old_priv,
         .id = t->old_id,
+        .rebuild = t->rebuild,
         .host = en->host,
     };
 }
@@ -814,6 +838,17 @@ static int run_tasks(struct runner *rn, struct err *e)
     uv_run(&rn->loop, UV_RUN_DEFAULT);
     if (rn->dirty)
         save_now(rn);
+    if (en->host->cancel && !rn->err.code) {
+        /* canceled from outside (the daemon superseding a run): what never
+         * started makes the run incomplete */
+        size_t left = 0;
+        for (size_t i = 0; i < rn->n; i++)
+            if (rn->tasks[i].status == T_WAIT)
+                left++;
+        if (left)
+            err_set(&rn->err, PE_CANCELED, NULL, "canceled: %zu operation%s not started", left,
+                    left == 1 ? "" : "s");
+    }
     en->cur_run = prev;
     uv_close((uv_handle_t *)&rn->idle, close_cb);
     uv_close((uv_handle_t *)&rn->sigint, close_cb);
@@ -1168,10 +1203,12 @@ static int apply_prepare(struct runner *rn, struct task *t, struct err *e)
         char **ch, *why;
         size_t nch;
         eng_diff(r->inputs, t->props, n->prov, &ch, &nch, &why);
+        bool rebuilt = !why && !nch && !drift_of(en, t->name) &&
+                       recreated_dep(en, rn->d, (size_t)t->node);
         t->op = why ? OP_REPLACE
-                : nch || drift_of(en, t->name) || recreated_dep(en, rn->d, (size_t)t->node)
-                    ? OP_UPDATE
-                    : OP_SAME;
+                : nch || drift_of(en, t->name) || rebuilt ? OP_UPDATE
+                                                          : OP_SAME;
+        t->rebuild = rebuilt;
         for (size_t i = 0; i < nch; i++)
             free(ch[i]);
         free(ch);

@@ -95,6 +95,7 @@ struct plan_step {
     char **changed;   /* changed property names */
     size_t nchanged;
     char *why;        /* replace: the property forcing it; update: "drift: ..."; create: "gone" */
+    struct val *outs_view; /* update: its outputs as a plan may use them (unstable ones unknown) */
 };
 
 struct plan {

@@ -44,7 +44,10 @@ struct prov_prop {
     const char *help;
 };
 
-enum { OUT_SECRET = 1 };
+enum {
+    OUT_SECRET = 1, /* masked everywhere */
+    OUT_STABLE = 2, /* an update never changes it (plans can show it before apply) */
+};
 
 struct prov_output {
     const char *name;
@@ -74,6 +77,8 @@ struct prov_call {
     const struct val *old_outputs; /* outputs recorded in state; NULL on create */
     const struct val *priv;        /* provider-private data recorded in state; may be NULL */
     const char *id;                /* id recorded in state; NULL on create */
+    bool rebuild;                  /* update: something this depends on was created anew;
+                                    * redo the work even if the properties are the same */
     struct prov_host *host;
 };
 

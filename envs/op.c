@@ -88,6 +88,7 @@ void op_close(struct op_env *oe)
         state_free(oe->refs[i]);
     free(oe->refs);
     free(oe->nodes);
+    val_free(oe->forgotten);
     val_free(oe->env_meta);
     val_free(oe->project_meta);
     state_free(oe->st);
@@ -472,14 +473,41 @@ int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long lo
     int rc = eng_destroy_check(oe->en, e);
     if (rc)
         return rc;
-    if ((rc = eng_reconcile(oe->en, e)))
-        return rc;
+    if ((rc = eng_reconcile(oe->en, e))) {
+        if (!o->forget)
+            return rc;
+        err_release(e); /* --forget: what cannot even be read is forgotten below */
+        rc = 0;
+    }
     free(st->status);
     st->status = xstrdup("destroying");
     if ((rc = eng_save(oe->en, e)))
         return rc;
     size_t before = st->nres;
     rc = eng_destroy(oe->en, left, e);
+    if ((rc || *left || st->npend) && o->forget && rc != PE_PROTECTED) {
+        /* the last resort: the state forgets what could not be removed, and
+         * says what may still exist */
+        oe->forgotten = val_list(NULL);
+        for (size_t i = 0; i < st->nres; i++)
+            val_list_push(oe->forgotten, val_str_own(xasprintf("%s (%s, id %s)", st->res[i].name,
+                                                               st->res[i].type,
+                                                               st->res[i].id ? st->res[i].id : "-"),
+                                                     NULL));
+        for (size_t i = 0; i < st->npend; i++)
+            if (!state_res(st, st->pend[i].resource))
+                val_list_push(oe->forgotten,
+                              val_str_own(xasprintf("%s (%s, interrupted %s)", st->pend[i].resource,
+                                                    st->pend[i].type, st->pend[i].op),
+                                          NULL));
+        while (st->nres)
+            state_res_del(st, st->res[0].name);
+        while (st->npend)
+            state_pending_del(st, st->pend[0].resource);
+        err_release(e);
+        rc = 0;
+        *left = 0;
+    }
     int done[OP_COUNT] = {0};
     done[OP_DELETE] = (int)(before - st->nres);
     struct val *ch = changes_val(done);

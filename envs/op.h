@@ -29,6 +29,7 @@ struct op_env {
     struct eng_node *nodes;
     struct eng_desired desired;
     struct val *env_meta, *project_meta;
+    struct val *forgotten;   /* destroy --forget: what was dropped from state unremoved */
     /* other envs' outputs loaded for ${ref.*} */
     struct state **refs;
     size_t nrefs, caprefs;
@@ -47,6 +48,7 @@ struct op_opts {
     int parallel;
     bool rollback, ignore_protect, no_refresh;
     bool force;               /* act on a protected env where a provider would refuse (seeding) */
+    bool forget;              /* destroy: drop from state what cannot be removed (last resort) */
     long long lock_wait_ms;   /* < 0 forever */
     /* op_run_*: called on the running thread right after the env is opened
      * and before it is closed, so another thread can cancel the run at the

@@ -2,7 +2,8 @@
 # prenv demo (`make demo`): one template, many environments.
 #
 # Brings up the shop example (examples/shop) as dev, staging and a sandbox,
-# lists them, talks to each over HTTP, shows what `env up prod` would do and
+# lists them, talks to each over HTTP, shows the synthetic data each was
+# seeded with, shows what `env up prod` would do and
 # how two envs' configs differ, proves a second `env up` does nothing, then
 # destroys everything and checks nothing is left.
 #
@@ -90,11 +91,11 @@ run template validate
 
 # ---- bring environments up -------------------------------------------------
 step "Bring up dev" \
-    "Creates the SQLite database, runs the migration, starts 1 replica at log level debug."
+    "Creates the SQLite database, runs the migration, loads synthetic data, starts 1 replica at log level debug."
 run env up dev --yes
 
 step "Bring up staging" \
-    "Same template; envs/staging.yaml only changes parameters: 2 replicas, log level info."
+    "Same template; envs/staging.yaml only changes parameters: 2 replicas, log level info, 100,000 orders."
 run env up staging --yes
 
 step "Bring up a personal sandbox" \
@@ -143,11 +144,32 @@ for i in infos:
     print("      info: stage=%(stage)s log_level=%(log_level)s pid=%(pid)s port=%(port)s "
           "items=%(items)s python=%(python)s" % i)
 assert items["stage"] == env and items["items"], "%s: no items" % env
-print("      items: %d of %d: %s" % (len(items["items"]), items["total"],
-                                    ", ".join(i["name"] for i in items["items"])))' \
+print("      items: %d of %d: %s, ..." % (len(items["items"]), items["total"],
+                                         ", ".join(i["name"] for i in items["items"][:3])))' \
         "$e" "$items" "${bodies[@]}" || die "$e answered wrongly"
 done
 ok "every replica answered for its own environment; every /healthz is ok"
+
+step "Look at the synthetic data" \
+    "The seed resource loaded seeds/shop.yaml with each env's seed_rows; /api/stats counts what the app sees."
+for i in "${!ENVS[@]}"; do
+    e="${ENVS[$i]}"
+    printf '    GET %s/api/stats\n' "${urls[$i]}"
+    stats="$(curl -fsS --max-time 5 "${urls[$i]}/api/stats")" || die "GET ${urls[$i]}/api/stats failed"
+    customer="$(curl -fsS --max-time 5 "${urls[$i]}/api/customers?limit=1")" || die "GET /api/customers failed"
+    python3 -c '
+import json, sys
+env, stats, customer, show = sys.argv[1], *map(json.loads, sys.argv[2:])
+seeded = show["outputs"]["rows"]
+r = stats["rows"]
+assert r == seeded and all(seeded.values()), "%s: the app sees %s, the seed loaded %s" % (env, r, seeded)
+c = customer["customers"][0]
+print("      %-8s %6d customers %6d items %7d orders   first customer: %s %s <%s>, %s"
+      % (env, r["customers"], r["items"], r["orders"], c["first_name"], c["last_name"],
+         c["email"], c["city"]))' "$e" "$stats" "$customer" "$(q env show "$e" --json)" \
+        || die "$e: the app does not serve what was seeded"
+done
+ok "each environment serves the rows its config asked for"
 
 step "Read dev's logs" \
     "Each replica's output goes to a rotated log; dev logs every request, prod (warning) only problems."
@@ -171,7 +193,7 @@ ok "env plan dev --expect-no-changes agrees: no changes"
 
 # ---- tear down --------------------------------------------------------------
 step "Destroy everything" \
-    "Resources are removed in reverse dependency order: service, then migration, then database."
+    "Resources are removed in reverse dependency order: service, seed, migration, then database."
 for e in "${ENVS[@]}"; do
     run env destroy "$e" --yes
 done

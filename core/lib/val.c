@@ -5,6 +5,7 @@
 #include "core/lib/xalloc.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,7 +421,12 @@ static void json_rec(struct sb *out, const struct val *v, int flags, int depth, 
         sb_adds(out, v->u.b ? "true" : "false");
         break;
     case VAL_INT:
-        num_text(out, v);
+        /* JSON readers (cJSON among them) hold numbers as doubles: an int they
+         * cannot hold exactly is stored tagged, as text */
+        if ((flags & VAL_JSON_TAGGED) && (v->u.i > 9007199254740992LL || v->u.i < -9007199254740992LL))
+            sb_addf(out, "{\"$int\":\"%lld\"}", v->u.i);
+        else
+            num_text(out, v);
         break;
     case VAL_FLOAT:
         if (isnan(v->u.f) || isinf(v->u.f))
@@ -563,6 +569,13 @@ struct val *val_from_cjson(const cJSON *j)
         }
         if (strcmp(j->child->string, "$unknown") == 0 && cJSON_IsString(j->child))
             return val_unknown(j->child->valuestring);
+        if (strcmp(j->child->string, "$int") == 0 && cJSON_IsString(j->child)) {
+            char *end;
+            errno = 0;
+            long long i = strtoll(j->child->valuestring, &end, 10);
+            if (!errno && !*end)
+                return val_int(i, NULL);
+        }
     }
     if (cJSON_IsNull(j))
         return val_null(NULL);

@@ -57,6 +57,48 @@ static void describe(struct sb *b, const struct val *argv)
     }
 }
 
+/* does text contain the text of any secret value in v (or of a part of it
+ * such as a URL's password)? Short secrets are matched too: a false positive
+ * only masks an output. */
+static bool carries_secret(const struct val *v, const char *text)
+{
+    if (!v || !*text)
+        return false;
+    if (v->secret && v->kind == VAL_STR && v->u.str.len) {
+        if (strstr(text, v->u.str.s))
+            return true;
+        /* a URL's password alone */
+        const char *at = strchr(v->u.str.s, '@'), *sch = strstr(v->u.str.s, "://");
+        if (at && sch && at > sch) {
+            const char *colon = memchr(sch + 3, ':', (size_t)(at - sch - 3));
+            if (colon && at - colon > 1) {
+                char *pw = xstrndup(colon + 1, (size_t)(at - colon - 1));
+                bool hit = strstr(text, pw) != NULL;
+                free(pw);
+                if (hit)
+                    return true;
+            }
+        }
+    }
+    if (v->kind == VAL_LIST)
+        for (size_t i = 0; i < v->u.list.n; i++)
+            if (carries_secret(v->u.list.v[i], text))
+                return true;
+    if (v->kind == VAL_MAP)
+        for (size_t i = 0; i < v->u.map.n; i++)
+            if (carries_secret(v->u.map.e[i].v, text))
+                return true;
+    if (v->secret && v->kind != VAL_STR && v->kind != VAL_LIST && v->kind != VAL_MAP) {
+        struct sb b;
+        sb_init(&b);
+        val_text(&b, v);
+        bool hit = b.len && strstr(text, b.buf);
+        sb_release(&b);
+        return hit;
+    }
+    return false;
+}
+
 static int run(const struct prov_call *c, const struct val *props, const char *which,
                struct prov_result *r, struct err *e)
 {
@@ -117,8 +159,8 @@ static int run(const struct prov_call *c, const struct val *props, const char *w
             n--;
         r->outputs = val_map(NULL);
         struct val *so = val_strn(pr.out, n, NULL);
-        if (val_has_secret(props))
-            so->secret = 1; /* output derived from secret inputs stays secret */
+        if (carries_secret(props, so->u.str.s))
+            so->secret = 1; /* output that repeats a secret input stays secret */
         val_map_set(r->outputs, "stdout", NULL, so);
         val_map_set(r->outputs, "exit_code", NULL, val_int(pr.exit_code, NULL));
         r->id = xasprintf("%s/%s", c->env, c->resource);

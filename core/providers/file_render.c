@@ -23,7 +23,7 @@ static const struct prov_prop schema[] = {
 };
 
 static const struct prov_output outputs[] = {
-    {"path", 0, "absolute path of the file"},
+    {"path", OUT_STABLE, "absolute path of the file"},
     {"sha256", 0, "hex SHA-256 of the content"},
     {NULL, 0, NULL},
 };

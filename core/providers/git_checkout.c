@@ -61,7 +61,7 @@ static const struct prov_prop schema[] = {
 };
 
 static const struct prov_output outputs[] = {
-    {"path", 0, "absolute path of the checkout"},
+    {"path", OUT_STABLE, "absolute path of the checkout"},
     {"sha", 0, "the checked-out commit (40 hex digits)"},
     {"ref", 0, "the requested ref (or sha), or the remote's default branch when none was given"},
     {NULL, 0, NULL},

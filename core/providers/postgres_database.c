@@ -84,12 +84,12 @@ static const struct prov_prop schema[] = {
 };
 
 static const struct prov_output outputs[] = {
-    {"url", OUT_SECRET, "postgres://user:password@host:port/name"},
-    {"host", 0, "server host (or socket directory)"},
-    {"port", 0, "server port"},
-    {"name", 0, "database name"},
-    {"user", 0, "role that owns the database"},
-    {"password", OUT_SECRET, "the role's password"},
+    {"url", OUT_SECRET | OUT_STABLE, "postgres://user:password@host:port/name"},
+    {"host", OUT_STABLE, "server host (or socket directory)"},
+    {"port", OUT_STABLE, "server port"},
+    {"name", OUT_STABLE, "database name"},
+    {"user", OUT_STABLE, "role that owns the database"},
+    {"password", OUT_SECRET | OUT_STABLE, "the role's password"},
     {NULL, 0, NULL},
 };
 

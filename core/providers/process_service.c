@@ -87,9 +87,9 @@ static const struct prov_prop schema[] = {
 };
 
 static const struct prov_output outputs[] = {
-    {"port", 0, "the first replica's port (null when asleep)"},
+    {"port", OUT_STABLE, "the first replica's port (null when asleep)"},
     {"ports", 0, "every replica's port, in replica order"},
-    {"url", 0, "http://127.0.0.1:<first port> (null when asleep)"},
+    {"url", OUT_STABLE, "http://127.0.0.1:<first port> (null when asleep)"},
     {"addresses", 0, "\"127.0.0.1:<port>\" for every replica"},
     {NULL, 0, NULL},
 };
@@ -1099,13 +1099,18 @@ static int reconcile(const struct prov_call *c, const struct val *props, int n, 
             continue;
         int port = has_port(owned, nowned, rp->port) ? rp->port : 0;
         char *want = spec_text(c, &sv, i, rp->port);
+        /* a rebuild (something it depends on was created anew) restarts
+         * every replica even when its spec is the same */
         bool keep = rp->alive && rp->found && rp->port &&
-                    (mode == MODE_SCALE || (rp->spec && !strcmp(rp->spec, want)));
+                    (mode == MODE_SCALE ||
+                     (rp->spec && !strcmp(rp->spec, want) && !(mode == MODE_UPDATE && c->rebuild)));
         free(want);
         if (keep)
             continue;
         prov_log(c, "replica %d: %s", i,
-                 rp->alive ? "restarting with a new spec" : "not running, starting it again");
+                 !rp->alive ? "not running, starting it again"
+                 : c->rebuild ? "restarting: a resource it depends on was created anew"
+                              : "restarting with a new spec");
         memset(which, 0, sizeof which);
         which[i] = true;
         fleet_stop(c, f, which, !port, sv.stop_timeout_ms);

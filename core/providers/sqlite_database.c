@@ -20,8 +20,8 @@ static const struct prov_prop schema[] = {
 };
 
 static const struct prov_output outputs[] = {
-    {"path", 0, "absolute path of the database file"},
-    {"url", 0, "sqlite:////absolute/path"},
+    {"path", OUT_STABLE, "absolute path of the database file"},
+    {"url", OUT_STABLE, "sqlite:////absolute/path"},
     {NULL, 0, NULL},
 };
 

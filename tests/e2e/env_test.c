@@ -469,3 +469,55 @@ Test(env, a_database_deleted_out_of_band_is_created_again_and_migrated_again)
     cr_assert(strstr(r.out, "nothing to do"), "%s", r.out);
     tl_res_free(&r);
 }
+
+Test(env, destroy_forget_is_the_last_resort_and_says_what_may_be_left)
+{
+    tl_proj_new(&P,
+                "resources:\n"
+                "  conf:\n"
+                "    type: file.render\n"
+                "    properties: {path: a.txt, content: hi}\n"
+                "  stuck:\n"
+                "    type: exec.command\n"
+                "    properties:\n"
+                "      create: [\"true\"]\n"
+                "      delete: [\"false\"]\n",
+                NULL, NULL);
+    struct tl_res r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    tl_res_free(&r);
+    r = RUN("env", "destroy", "dev", "--yes");
+    cr_assert_eq(r.code, 1);
+    tl_res_free(&r);
+    r = RUN("env", "destroy", "dev", "--yes", "--forget");
+    OK(r);
+    cr_assert(strstr(r.err, "forgotten without being removed") && strstr(r.err, "stuck (exec.command"),
+              "%s", r.err);
+    tl_res_free(&r);
+    r = RUN("env", "list", "--json");
+    cr_assert_str_eq(r.out, "[]\n");
+    tl_res_free(&r);
+}
+
+Test(env, exec_stdout_is_secret_only_when_it_repeats_a_secret)
+{
+    tl_proj_new(&P,
+                "resources:\n"
+                "  a:\n"
+                "    type: exec.command\n"
+                "    properties:\n"
+                "      create: [echo, plain]\n"
+                "outputs:\n"
+                "  a: ${a.stdout}\n"
+                "  big: ${config.big}\n",
+                "  big: 9223372036854775000\n", NULL);
+    struct tl_res r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    cr_assert(strstr(r.out, "a: plain"), "%s", r.out);
+    tl_res_free(&r);
+    r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    cr_assert(strstr(r.out, "big: 9223372036854775000"), "64-bit ints survive the state: %s",
+              r.out);
+    tl_res_free(&r);
+}

@@ -3,15 +3,21 @@
 
 Environment (set by the template, templates/shop.yaml):
   PORT             port to listen on, 127.0.0.1 only (prenv sets one per replica)
-  DATABASE_URL     sqlite:////absolute/path (the sqlite.database `url` output)
+  DATABASE_URL     sqlite:////absolute/path (the sqlite.database `url` output) or
+                   postgres://user:password@host:port/dbname (postgres.database `url`)
   LOG_LEVEL        debug, info, warning or error (default info)
   STAGE            the environment's name: dev, staging, pr-42, sb-alice...
-  ITEMS_PAGE_SIZE  the most items /api/items returns (default 50)
+  ITEMS_PAGE_SIZE  the most rows /api/items and /api/customers return at once (default 50)
 
 Routes (GET or HEAD):
-  /healthz     200 {"status": "ok"} when the database is reachable and migrated, else 503
-  /api/items   the items in the database
-  /api/info    stage, log level, pid, port, item count, Python version
+  /healthz         200 {"status": "ok"} when the database is reachable and migrated, else 503
+  /api/items       the items (?limit=N&offset=M)
+  /api/customers   the customers (?limit=N&offset=M)
+  /api/stats       row counts of customers, items and orders
+  /api/info        stage, log level, pid, port, database backend, item count, Python version
+
+The rows come from the seed.synthetic resource (seeds/shop.yaml); the schema
+from migrate.py. With PostgreSQL each request opens its own connection.
 
 SIGTERM or SIGINT stops it cleanly (exit 0).
 """
@@ -20,13 +26,15 @@ import logging
 import os
 import platform
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from db import Database, DatabaseError, schema_version
+from migrate import SCHEMA_VERSION
 
 log = logging.getLogger("shop")
 
@@ -40,10 +48,10 @@ class Config:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise SystemExit(f"server.py: PORT must be a port number, not {port!r}")
         self.port = int(port)
-        url = environ.get("DATABASE_URL", "")
-        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
-            raise SystemExit(f"server.py: DATABASE_URL must be sqlite:////abs/path, not {url!r}")
-        self.db_path = url[len("sqlite:///"):]
+        try:
+            self.db = Database(environ.get("DATABASE_URL", ""))
+        except ValueError as exc:
+            raise SystemExit(f"server.py: {exc}")
         self.log_level_name = environ.get("LOG_LEVEL", "info").strip().lower() or "info"
         self.stage = environ.get("STAGE", "local")
         try:
@@ -52,51 +60,54 @@ class Config:
             self.page_size = 50
 
 
+TABLES = ("customers", "items", "orders")
+
+
 class Store:
-    """One short-lived connection per call: cheap for SQLite, and thread-safe."""
+    """The queries, on either backend; one short-lived connection per call:
+    cheap for SQLite, fine for PostgreSQL at this size, and thread-safe."""
 
-    def __init__(self, path):
-        self.path = path
-
-    def _connect(self):
-        if not os.path.exists(self.path):  # never create an empty database by accident
-            raise sqlite3.OperationalError(f"database {self.path} does not exist")
-        con = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=5)
-        con.row_factory = sqlite3.Row
-        return con
+    def __init__(self, db):
+        self.db = db
 
     def health(self):
         """(ok, detail): reachable and migrated?"""
         try:
-            con = self._connect()
-            try:
-                version = con.execute("PRAGMA user_version").fetchone()[0]
-                if version < 1:
-                    return False, "database not migrated (schema version 0)"
-                con.execute("SELECT 1 FROM items LIMIT 1").fetchall()
+            with self.db.connect(timeout=5) as conn:
+                version = schema_version(conn)
+                if version < SCHEMA_VERSION:
+                    return False, (f"database not migrated (schema version {version}, "
+                                   f"this code needs {SCHEMA_VERSION})")
+                for table in TABLES:
+                    conn.query(f"SELECT 1 FROM {table} LIMIT 1")
                 return True, f"schema version {version}"
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             return False, f"database unreachable: {exc}"
 
+    def _page(self, columns, table, limit, offset):
+        with self.db.connect() as conn:
+            rows = conn.query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id "
+                              f"LIMIT {int(limit)} OFFSET {int(offset)}")
+            total = conn.scalar(f"SELECT count(*) FROM {table}")
+        return [dict(zip(columns, r)) for r in rows], total
+
     def items(self, limit, offset=0):
-        con = self._connect()
-        try:
-            rows = con.execute(
-                "SELECT id, sku, name, price_cents, stock FROM items ORDER BY id LIMIT ? OFFSET ?",
-                (limit, offset)).fetchall()
-            total = con.execute("SELECT count(*) FROM items").fetchone()[0]
-            return [dict(r) for r in rows], total
-        finally:
-            con.close()
+        return self._page(("id", "name", "price"), "items", limit, offset)
+
+    def customers(self, limit, offset=0):
+        return self._page(("id", "first_name", "last_name", "email", "city", "created_at"),
+                          "customers", limit, offset)
+
+    def stats(self):
+        """{table: row count} and the schema version, read in one go."""
+        with self.db.connect() as conn:
+            counts = conn.query("SELECT " + ", ".join(
+                f"(SELECT count(*) FROM {t})" for t in TABLES))[0]
+            return dict(zip(TABLES, counts)), schema_version(conn)
 
     def count(self):
-        con = self._connect()
-        try:
-            return con.execute("SELECT count(*) FROM items").fetchone()[0]
-        finally:
-            con.close()
+        with self.db.connect() as conn:
+            return conn.scalar("SELECT count(*) FROM items")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -181,28 +192,50 @@ class Handler(BaseHTTPRequestHandler):
             log.warning("unhealthy: %s", detail)
             self.send_json(503, {"status": "unavailable", "detail": detail})
 
-    def api_items(self, query):
+    def _paging(self, query):
+        """(limit, offset) from ?limit=N&offset=M, limit capped at page_size; None when bad."""
         cfg = self.server.cfg
         try:
             limit = int(query.get("limit", [cfg.page_size])[0])
             offset = int(query.get("offset", [0])[0])
         except ValueError:
-            return self.send_json(400, {"error": "limit and offset must be integers"})
-        limit = min(max(limit, 1), cfg.page_size)
-        offset = max(offset, 0)
+            self.send_json(400, {"error": "limit and offset must be integers"})
+            return None
+        return min(max(limit, 1), cfg.page_size), max(offset, 0)
+
+    def _list(self, query, name, fetch):
+        paging = self._paging(query)
+        if paging is None:
+            return
+        limit, offset = paging
         try:
-            items, total = self.server.store.items(limit, offset)
-        except sqlite3.Error as exc:
-            log.error("items: %s", exc)
+            rows, total = fetch(limit, offset)
+        except DatabaseError as exc:
+            log.error("%s: %s", name, exc)
             return self.send_json(503, {"error": f"database unavailable: {exc}"})
-        self.send_json(200, {"stage": cfg.stage, "total": total, "limit": limit,
-                             "offset": offset, "items": items})
+        self.send_json(200, {"stage": self.server.cfg.stage, "total": total, "limit": limit,
+                             "offset": offset, name: rows})
+
+    def api_items(self, query):
+        self._list(query, "items", self.server.store.items)
+
+    def api_customers(self, query):
+        self._list(query, "customers", self.server.store.customers)
+
+    def api_stats(self, query):
+        try:
+            rows, version = self.server.store.stats()
+        except DatabaseError as exc:
+            log.error("stats: %s", exc)
+            return self.send_json(503, {"error": f"database unavailable: {exc}"})
+        self.send_json(200, {"stage": self.server.cfg.stage, "backend": self.server.cfg.db.backend,
+                             "schema": version, "rows": rows, "total": sum(rows.values())})
 
     def api_info(self, query):
         cfg = self.server.cfg
         try:
             count = self.server.store.count()
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.error("info: %s", exc)
             count = None
         self.send_json(200, {
@@ -211,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             "log_level": cfg.log_level_name,
             "pid": os.getpid(),
             "port": cfg.port,
+            "backend": cfg.db.backend,
             "items": count,
             "page_size": cfg.page_size,
             "python": platform.python_version(),
@@ -221,6 +255,8 @@ class Handler(BaseHTTPRequestHandler):
 ROUTES = {
     "/healthz": Handler.healthz,
     "/api/items": Handler.api_items,
+    "/api/customers": Handler.api_customers,
+    "/api/stats": Handler.api_stats,
     "/api/info": Handler.api_info,
 }
 
@@ -240,7 +276,7 @@ def main():
 
     server = Server(("127.0.0.1", cfg.port), Handler)
     server.cfg = cfg
-    server.store = Store(cfg.db_path)
+    server.store = Store(cfg.db)
     server.started = time.monotonic()
 
     def stop(signo, frame):
@@ -253,7 +289,8 @@ def main():
 
     ok, detail = server.store.health()
     log.log(logging.INFO if ok else logging.WARNING, "stage %s listening on http://127.0.0.1:%d "
-            "(pid %d, db %s: %s)", cfg.stage, cfg.port, os.getpid(), cfg.db_path, detail)
+            "(pid %d, %s database %s: %s)", cfg.stage, cfg.port, os.getpid(), cfg.db.backend,
+            cfg.db, detail)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
