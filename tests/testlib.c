@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BLOCK_DIR "/tmp/prenv-test-ports"
@@ -364,6 +365,110 @@ int tl_http_get(int port, const char *path, char **body)
         *body = xstrdup(hdr_end ? hdr_end + 4 : "");
     sb_release(&b);
     return status;
+}
+
+int tl_http(int port, const char *method, const char *path, const char *const *headers,
+            const void *body, size_t len, char **resp)
+{
+    if (resp)
+        *resp = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct timeval tv = {20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return 0;
+    }
+    struct sb req;
+    sb_init(&req);
+    sb_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method, path);
+    for (size_t i = 0; headers && headers[i]; i++)
+        sb_addf(&req, "%s\r\n", headers[i]);
+    sb_addf(&req, "Content-Length: %zu\r\n\r\n", len);
+    sb_add(&req, body, len);
+    size_t off = 0;
+    while (off < req.len) {
+        ssize_t w = write(fd, req.buf + off, req.len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    sb_release(&req);
+    struct sb b;
+    sb_init(&b);
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        sb_add(&b, buf, (size_t)n);
+    close(fd);
+    int status = 0;
+    if (b.len > 12 && !strncmp(b.buf, "HTTP/1.", 7))
+        status = atoi(b.buf + 9);
+    char *hdr_end = strstr(b.buf, "\r\n\r\n");
+    if (resp)
+        *resp = xstrdup(hdr_end ? hdr_end + 4 : "");
+    sb_release(&b);
+    return status;
+}
+
+int tl_spawn(const struct tl_proj *p, const char *const *args, const char *const *env,
+             const char *logfile)
+{
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = PRENV_BIN;
+    argv[n++] = "--no-color";
+    if (p) {
+        argv[n++] = "-C";
+        argv[n++] = p->dir;
+    }
+    for (size_t i = 0; args[i] && n < 62; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        setenv("USER", "tester", 1);
+        unsetenv("PRENV_CRASH_AT");
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(PRENV_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return (int)pid;
+}
+
+int tl_wait_pid(int pid, long long timeout_ms)
+{
+    long long end = tm_mono_ms() + timeout_ms;
+    int st;
+    while (tm_mono_ms() < end) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(20000);
+    }
+    return -1;
+}
+
+bool tl_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms)
+{
+    long long end = tm_mono_ms() + timeout_ms;
+    while (tm_mono_ms() < end) {
+        if (cond(ctx))
+            return true;
+        usleep(50000);
+    }
+    return cond(ctx);
 }
 
 bool tl_wait_http(int port, const char *path, long long timeout_ms)

@@ -52,6 +52,18 @@ int tl_count_files(const char *dir);
 bool tl_exists(const char *path);
 /* tl_wait_http: poll until port answers status 200 or timeout_ms passes. */
 bool tl_wait_http(int port, const char *path, long long timeout_ms);
+/* tl_http: one request to 127.0.0.1:port; headers are "Name: value" strings,
+ * NULL-terminated; returns the status (0 = no answer), *resp the body. */
+int tl_http(int port, const char *method, const char *path, const char *const *headers,
+            const void *body, size_t len, char **resp);
+/* tl_spawn: start the binary with -C project and args in the background,
+ * stdout+stderr to logfile; returns its pid. */
+int tl_spawn(const struct tl_proj *p, const char *const *args, const char *const *env,
+             const char *logfile);
+/* tl_wait_pid: wait up to timeout_ms for pid to exit; its status or -1. */
+int tl_wait_pid(int pid, long long timeout_ms);
+/* tl_until: poll cond(ctx) every 50 ms for up to timeout_ms. */
+bool tl_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms);
 /* tl_leases: number of port lease files in the project's state. */
 int tl_leases(const struct tl_proj *p);
 

@@ -1,0 +1,446 @@
+/* End to end: `prenv serve` with GitHub's published pull_request payloads,
+ * signed, over real HTTP: environments follow the PR, races end right, a
+ * kill -9 loses no job, bad input is refused while others are served. */
+#include "tests/testlib.h"
+
+#include "core/lib/sb.h"
+#include "core/lib/tm.h"
+#include "core/lib/xalloc.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <mbedtls/md.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SECRET "It's a Secret to Everybody"
+
+static struct tl_proj P;
+static int server_pid;
+static int port;
+static char *logfile;
+static cJSON *examples;
+
+static void stop_server(int sig)
+{
+    if (server_pid > 0) {
+        kill(server_pid, sig);
+        if (tl_wait_pid(server_pid, 30000) < 0) {
+            kill(server_pid, SIGKILL);
+            tl_wait_pid(server_pid, 5000);
+        }
+        server_pid = 0;
+    }
+}
+
+static void fini(void)
+{
+    stop_server(SIGTERM);
+    tl_proj_free(&P);
+    cJSON_Delete(examples);
+    examples = NULL;
+    if (logfile)
+        unlink(logfile);
+    free(logfile);
+    logfile = NULL;
+}
+
+TestSuite(serve, .fini = fini, .timeout = 180);
+
+#define RUN(...) TL_PRENV(&P, __VA_ARGS__)
+
+static void start_server(void)
+{
+    const char *env[] = {"PRENV_GITHUB_WEBHOOK_SECRET=" SECRET, "PRENV_API_TOKEN=tok", NULL};
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    server_pid = tl_spawn(&P, (const char *const[]){"serve", "--listen", listen, NULL}, env, logfile);
+    cr_assert(tl_wait_http(port, "/healthz", 15000), "the server did not start:\n%s",
+              tl_read(logfile));
+}
+
+static void load_examples(void)
+{
+    FILE *f = popen(PRENV_SRC "/scripts/test-deps.sh", "r");
+    char path[4096] = "";
+    cr_assert(fgets(path, sizeof path, f));
+    pclose(f);
+    path[strcspn(path, "\n")] = 0;
+    char *t = tl_read(path);
+    examples = cJSON_Parse(t);
+    free(t);
+    cr_assert_not_null(examples);
+}
+
+static const cJSON *pr_examples(void)
+{
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, examples)
+    {
+        if (!strcmp(cJSON_GetObjectItemCaseSensitive(ev, "name")->valuestring, "pull_request"))
+            return cJSON_GetObjectItemCaseSensitive(ev, "examples");
+    }
+    return NULL;
+}
+
+static cJSON *example(const char *action)
+{
+    const cJSON *ex;
+    cJSON_ArrayForEach(ex, pr_examples())
+    {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(ex, "action");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(ex, "pull_request"), "draft");
+        if (!strcmp(a->valuestring, action) && !cJSON_IsTrue(d))
+            return cJSON_Duplicate(ex, 1);
+    }
+    cr_assert_fail("no %s example", action);
+    return NULL;
+}
+
+/* set the PR's number, head sha and updated_at in a copy */
+static cJSON *pr_payload(const char *action, int number, const char *sha, const char *updated)
+{
+    cJSON *p = example(action);
+    cJSON_ReplaceItemInObject(p, "number", cJSON_CreateNumber(number));
+    cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "pull_request");
+    cJSON_ReplaceItemInObject(pr, "number", cJSON_CreateNumber(number));
+    if (sha)
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(pr, "head"), "sha",
+                                  cJSON_CreateString(sha));
+    if (updated)
+        cJSON_ReplaceItemInObject(pr, "updated_at", cJSON_CreateString(updated));
+    return p;
+}
+
+static void sign(const char *body, size_t len, char out[72])
+{
+    unsigned char mac[32];
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)SECRET,
+                    strlen(SECRET), (const unsigned char *)body, len, mac);
+    strcpy(out, "sha256=");
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
+}
+
+static int post(const char *event, const char *delivery, const char *body, char **resp)
+{
+    char sig[72], h1[128], h2[128], h3[128];
+    sign(body, strlen(body), sig);
+    snprintf(h1, sizeof h1, "X-GitHub-Event: %s", event);
+    snprintf(h2, sizeof h2, "X-GitHub-Delivery: %s", delivery);
+    snprintf(h3, sizeof h3, "X-Hub-Signature-256: %s", sig);
+    const char *hs[] = {"Content-Type: application/json", h1, h2, h3, "X-GitHub-Hook-ID: 1",
+                        NULL};
+    return tl_http(port, "POST", "/hooks/github", hs, body, strlen(body), resp);
+}
+
+static int post_json(const char *delivery, cJSON *payload)
+{
+    char *body = cJSON_PrintUnformatted(payload);
+    char *resp = NULL;
+    int st = post("pull_request", delivery, body, &resp);
+    free(body);
+    free(resp);
+    cJSON_Delete(payload);
+    return st;
+}
+
+static const char *const TPL = "resources:\n"
+                               "  conf:\n"
+                               "    type: file.render\n"
+                               "    properties:\n"
+                               "      path: sha.txt\n"
+                               "      content: \"${pr.sha} ${pr.branch}\"\n"
+                               "  web:\n"
+                               "    type: process.service\n"
+                               "    depends_on: [conf]\n"
+                               "    properties:\n"
+                               "      command: [python3, \"${project.dir}/app.py\"]\n"
+                               "      health: {http: /healthz, timeout: 30s}\n"
+                               "      stop_timeout: 5s\n"
+                               "outputs:\n"
+                               "  url: ${web.url}\n";
+
+static void setup_project(const char *tpl, const char *extra)
+{
+    tl_proj_new(&P, tpl, NULL, extra);
+    port = P.port_hi; /* services take ports from the low end */
+    logfile = xasprintf("%s.serve.log", P.dir);
+    load_examples();
+}
+
+struct envq {
+    const char *env;
+    bool exists;
+    const char *sha;
+};
+
+static bool env_state(void *ctx)
+{
+    struct envq *q = ctx;
+    char *resp = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/envs/%s", q->env);
+    int st = tl_http(port, "GET", path, NULL, "", 0, &resp);
+    bool ok;
+    if (!q->exists)
+        ok = st == 404;
+    else {
+        char *status = resp ? tl_json_str(resp, "status") : NULL, *sha = resp ? tl_json_str(resp, "sha") : NULL;
+        ok = st == 200 && status && !strcmp(status, "up") && (!q->sha || (sha && !strcmp(sha, q->sha)));
+        free(status);
+        free(sha);
+    }
+    free(resp);
+    return ok;
+}
+
+static bool jobs_idle(void *ctx)
+{
+    (void)ctx;
+    char *resp = NULL;
+    tl_http(port, "GET", "/api/v1/jobs", NULL, "", 0, &resp);
+    bool idle = resp && !strstr(resp, "\"state\": \"queued\"") && !strstr(resp, "\"state\": \"running\"");
+    free(resp);
+    return idle;
+}
+
+Test(serve, opened_brings_the_preview_up_and_closed_removes_it)
+{
+    setup_project(TPL, NULL);
+    start_server();
+    cr_assert_eq(post_json("d-open", pr_payload("opened", 42, NULL, NULL)), 202);
+    struct envq q = {"pr-42", true, NULL};
+    cr_assert(tl_until(env_state, &q, 60000), "pr-42 never came up:\n%s", tl_read(logfile));
+    struct tl_res r = RUN("env", "show", "pr-42", "--json");
+    long long p = tl_json_int(r.out, "resources.1.outputs.port");
+    char *owner = tl_json_str(r.out, "owner");
+    cr_assert_str_eq(owner, "Codertocat", "the PR's author owns its preview");
+    free(owner);
+    tl_res_free(&r);
+    cr_assert_eq(tl_http_get((int)p, "/healthz", NULL), 200);
+    cr_assert_eq(post_json("d-close", pr_payload("closed", 42, NULL, NULL)), 202);
+    q.exists = false;
+    cr_assert(tl_until(env_state, &q, 60000), "pr-42 was not removed:\n%s", tl_read(logfile));
+    cr_assert(tl_until(jobs_idle, NULL, 30000));
+    stop_server(SIGTERM);
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 0);
+    char *log = tl_read(logfile);
+    cr_assert(strstr(log, "delivery=d-open") && strstr(log, "env=pr-42"),
+              "log lines carry the delivery and the env:\n%s", log);
+    cr_assert(strstr(log, "prenv serve stopped\" clean=yes"), "%s", log);
+    free(log);
+}
+
+Test(serve, every_published_pull_request_example_is_answered)
+{
+    setup_project("resources:\n  conf:\n    type: file.render\n"
+                  "    properties: {path: a.txt, content: \"${pr.sha}\"}\n",
+                  NULL);
+    start_server();
+    const cJSON *ex;
+    int i = 0;
+    cJSON_ArrayForEach(ex, pr_examples())
+    {
+        char d[32];
+        snprintf(d, sizeof d, "ex-%d", i++);
+        int st = post_json(d, cJSON_Duplicate(ex, 1));
+        cr_assert(st == 202, "example %d (%s) got %d", i,
+                  cJSON_GetObjectItemCaseSensitive(ex, "action")->valuestring, st);
+    }
+    cr_assert(tl_until(jobs_idle, NULL, 60000), "%s", tl_read(logfile));
+    char *resp = NULL;
+    cr_assert_eq(tl_http(port, "GET", "/metrics", NULL, "", 0, &resp), 200);
+    cr_assert(strstr(resp, "prenv_webhooks_total{result=\"ignored\"}"), "%s", resp);
+    free(resp);
+}
+
+Test(serve, open_sync_sync_sync_close_in_milliseconds_ends_with_nothing)
+{
+    setup_project(TPL, NULL);
+    start_server();
+    const char *shas[] = {"1111111111111111111111111111111111111111",
+                          "2222222222222222222222222222222222222222",
+                          "3333333333333333333333333333333333333333"};
+    cr_assert_eq(post_json("r-1", pr_payload("opened", 7, NULL, "2026-01-01T00:00:00Z")), 202);
+    for (int i = 0; i < 3; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "r-s%d", i);
+        cr_assert_eq(post_json(d, pr_payload("synchronize", 7, shas[i], "2026-01-01T00:00:01Z")),
+                     202);
+    }
+    cr_assert_eq(post_json("r-c", pr_payload("closed", 7, NULL, "2026-01-01T00:00:02Z")), 202);
+    cr_assert(tl_until(jobs_idle, NULL, 90000), "%s", tl_read(logfile));
+    struct envq q = {"pr-7", false, NULL};
+    cr_assert(env_state(&q), "pr-7 must not exist after its close:\n%s", tl_read(logfile));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 0, "no orphan process");
+    /* a synchronize delivered late (older updated_at) must not recreate it */
+    cr_assert_eq(post_json("r-late", pr_payload("synchronize", 7, shas[0], "2026-01-01T00:00:01Z")),
+                 202);
+    cr_assert(tl_until(jobs_idle, NULL, 30000));
+    cr_assert(env_state(&q), "a late delivery recreated pr-7:\n%s", tl_read(logfile));
+}
+
+Test(serve, close_then_reopen_ends_with_one_env_at_the_newest_sha)
+{
+    setup_project(TPL, NULL);
+    start_server();
+    const char *sha = "4444444444444444444444444444444444444444";
+    cr_assert_eq(post_json("c-1", pr_payload("opened", 8, NULL, "2026-01-01T00:00:00Z")), 202);
+    cr_assert_eq(post_json("c-2", pr_payload("closed", 8, NULL, "2026-01-01T00:00:01Z")), 202);
+    cr_assert_eq(post_json("c-3", pr_payload("reopened", 8, sha, "2026-01-01T00:00:02Z")), 202);
+    struct envq q = {"pr-8", true, sha};
+    cr_assert(tl_until(env_state, &q, 60000), "%s", tl_read(logfile));
+    cr_assert(tl_until(jobs_idle, NULL, 60000));
+    cr_assert(env_state(&q));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 1, "exactly one replica");
+}
+
+Test(serve, a_kill_9_loses_no_job_and_leaves_no_duplicate)
+{
+    setup_project("resources:\n"
+                  "  slow:\n"
+                  "    type: exec.command\n"
+                  "    properties:\n"
+                  "      create: [sleep, '2']\n"
+                  "      triggers: ${pr.sha}\n"
+                  "  web:\n"
+                  "    type: process.service\n"
+                  "    depends_on: [slow]\n"
+                  "    properties:\n"
+                  "      command: [python3, \"${project.dir}/app.py\"]\n"
+                  "      health: {http: /healthz, timeout: 30s}\n",
+                  "serve: {concurrency: 1}\n");
+    start_server();
+    cr_assert_eq(post_json("k-1", pr_payload("opened", 5, NULL, NULL)), 202);
+    cr_assert_eq(post_json("k-2", pr_payload("opened", 6, NULL, NULL)), 202);
+    usleep(500000); /* pr-5 is in its slow step, pr-6 waits in the queue */
+    stop_server(SIGKILL);
+    start_server();
+    struct envq q5 = {"pr-5", true, NULL}, q6 = {"pr-6", true, NULL};
+    cr_assert(tl_until(env_state, &q5, 90000), "pr-5 was lost:\n%s", tl_read(logfile));
+    cr_assert(tl_until(env_state, &q6, 90000), "pr-6 was lost:\n%s", tl_read(logfile));
+    cr_assert(tl_until(jobs_idle, NULL, 30000));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 2, "one replica per env, no duplicate");
+    char *log = tl_read(logfile);
+    cr_assert(strstr(log, "resumed_jobs=1"), "%s", log);
+    free(log);
+}
+
+static int raw_send(const char *req, size_t len, char **resp)
+{
+    signal(SIGPIPE, SIG_IGN); /* the server may answer 413 and close before we finish */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return 0;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, req + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    struct sb b;
+    sb_init(&b);
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        sb_add(&b, buf, (size_t)n);
+    close(fd);
+    int st = b.len > 12 ? atoi(b.buf + 9) : 0;
+    if (resp)
+        *resp = sb_steal(&b);
+    else
+        sb_release(&b);
+    return st;
+}
+
+Test(serve, bad_input_gets_the_right_status_and_others_are_still_served)
+{
+    setup_project("resources:\n  conf:\n    type: file.render\n"
+                  "    properties: {path: a.txt, content: x}\n",
+                  NULL);
+    start_server();
+    char *resp = NULL;
+    /* signed invalid JSON */
+    cr_assert_eq(post("pull_request", "b-1", "{not json", &resp), 400);
+    free(resp);
+    /* unsigned, wrong, truncated */
+    const char *hs[] = {"Content-Type: application/json", "X-GitHub-Event: pull_request",
+                        "X-GitHub-Delivery: b-2", NULL};
+    cr_assert_eq(tl_http(port, "POST", "/hooks/github", hs, "{}", 2, &resp), 401);
+    cr_assert(strstr(resp, "missing X-Hub-Signature-256"), "%s", resp);
+    free(resp);
+    const char *hw[] = {"Content-Type: application/json", "X-GitHub-Event: pull_request",
+                        "X-GitHub-Delivery: b-3", "X-Hub-Signature-256: sha256=abcd", NULL};
+    cr_assert_eq(tl_http(port, "POST", "/hooks/github", hw, "{}", 2, &resp), 401);
+    free(resp);
+    /* form encoding */
+    const char *hf[] = {"Content-Type: application/x-www-form-urlencoded",
+                        "X-GitHub-Event: pull_request", "X-GitHub-Delivery: b-4", NULL};
+    cr_assert_eq(tl_http(port, "POST", "/hooks/github", hf, "payload=%7B%7D", 14, &resp), 415);
+    cr_assert(strstr(resp, "application/json"), "%s", resp);
+    free(resp);
+    /* missing event header on a signed body */
+    char sig[72], h3[128];
+    sign("{}", 2, sig);
+    snprintf(h3, sizeof h3, "X-Hub-Signature-256: %s", sig);
+    const char *hm[] = {"Content-Type: application/json", "X-GitHub-Delivery: b-5", h3, NULL};
+    cr_assert_eq(tl_http(port, "POST", "/hooks/github", hm, "{}", 2, &resp), 400);
+    free(resp);
+    /* a 30 MB body */
+    size_t big = 30u << 20;
+    char *body = xmalloc(big);
+    memset(body, 'a', big);
+    struct sb req;
+    sb_init_max(&req, big + 4096);
+    sb_addf(&req, "POST /hooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+            big);
+    sb_add(&req, body, big);
+    int st = raw_send(req.buf, req.len, NULL);
+    cr_assert(st == 413 || st == 0, "a 30 MB body: %d", st);
+    sb_release(&req);
+    free(body);
+    /* a slow-loris client holds a connection open while others are served */
+    int slow = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(slow, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(write(slow, "POST /hooks/github HTTP/1.1\r\nX-Gi", 34), 34);
+    cr_assert_eq(tl_http(port, "GET", "/healthz", NULL, "", 0, NULL), 200);
+    cr_assert_eq(tl_http(port, "GET", "/nope", NULL, "", 0, NULL), 404);
+    cr_assert_eq(tl_http(port, "GET", "/hooks/github", NULL, "", 0, NULL), 405);
+    close(slow);
+    /* the API: reads are open, changes need the token */
+    cr_assert_eq(tl_http(port, "GET", "/api/v1/envs", NULL, "", 0, &resp), 200);
+    cr_assert_str_eq(resp, "[]\n");
+    free(resp);
+    cr_assert_eq(tl_http(port, "POST", "/api/v1/envs/dev/up", NULL, "", 0, NULL), 401);
+    const char *auth[] = {"Authorization: Bearer tok", NULL};
+    cr_assert_eq(tl_http(port, "POST", "/api/v1/envs/dev/up", auth, "", 0, &resp), 202, "%s", resp);
+    free(resp);
+    struct envq q = {"dev", true, NULL};
+    cr_assert(tl_until(env_state, &q, 30000), "%s", tl_read(logfile));
+    cr_assert_eq(tl_http(port, "DELETE", "/api/v1/envs/dev", auth, "", 0, NULL), 202);
+    q.exists = false;
+    cr_assert(tl_until(env_state, &q, 30000));
+    cr_assert_eq(tl_http(port, "POST", "/api/v1/envs/nope-nope/up", auth, "", 0, NULL), 404);
+    char *log = tl_read(logfile);
+    cr_assert(strstr(log, "delivery rejected: bad signature") && strstr(log, "delivery=b-2"), "%s",
+              log);
+    free(log);
+}
