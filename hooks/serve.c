@@ -12,6 +12,7 @@
 #include "envs/project.h"
 #include "hooks/github.h"
 #include "hooks/queue.h"
+#include "hooks/report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -76,6 +77,10 @@ struct serve {
     pthread_mutex_t mu;
     struct job_run *running, *finished;
     int nrunning;
+    /* reporting to GitHub (NULL or disabled when not configured) */
+    struct reporter *rep;
+    long long *waiting_reported; /* jobs already reported as waiting (previews.max) */
+    size_t nwaiting, capwaiting;
     /* shutdown */
     bool stopping, http_closed, stop_forced;
     int stop_signal;
@@ -204,6 +209,161 @@ static struct val *meta_pr(const char *meta)
     return pr;
 }
 
+/* ---- reporting back to the pull request ---- */
+
+struct pr_ref {
+    char *repo, *sha, *env;
+    long long number;
+};
+
+static bool pr_ref_of(const struct job *j, struct pr_ref *out)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *m = j->meta ? cJSON_Parse(j->meta) : NULL;
+    const cJSON *repo = cJSON_GetObjectItemCaseSensitive(m, "repo");
+    const cJSON *num = cJSON_GetObjectItemCaseSensitive(m, "number");
+    bool ok = cJSON_IsString(repo) && cJSON_IsNumber(num);
+    if (ok) {
+        out->repo = xstrdup(repo->valuestring);
+        out->number = (long long)num->valuedouble;
+        out->sha = j->sha ? xstrdup(j->sha) : NULL;
+        out->env = xstrdup(j->env);
+    }
+    cJSON_Delete(m);
+    return ok;
+}
+
+static void pr_ref_release(struct pr_ref *p)
+{
+    free(p->repo);
+    free(p->sha);
+    free(p->env);
+}
+
+struct report_ctx {
+    struct serve *sv;
+    char *env, *what;
+};
+
+static void report_done_cb(struct err *e, void *ctx)
+{
+    struct report_ctx *rc = ctx;
+    if (e && e->code && e->code != PE_CANCELED)
+        slog(rc->sv, "warn", "reporting to GitHub failed", "env", rc->env, "report", rc->what,
+             "error", e->msg, NULL);
+    free(rc->env);
+    free(rc->what);
+    free(rc);
+}
+
+static struct report_ctx *report_ctx_new(struct serve *sv, const char *env, const char *what)
+{
+    struct report_ctx *rc = xcalloc(1, sizeof *rc);
+    rc->sv = sv;
+    rc->env = xstrdup(env);
+    rc->what = xstrdup(what);
+    return rc;
+}
+
+static bool reporting(struct serve *sv)
+{
+    return sv->rep && report_enabled(sv->rep);
+}
+
+static void report_start_job(struct serve *sv, const struct job *j, const char *desc)
+{
+    struct pr_ref p;
+    if (!reporting(sv) || j->kind != JOB_UP || !pr_ref_of(j, &p))
+        return;
+    struct report_pr pr = {p.repo, p.number, p.sha, p.env};
+    struct report_ctx *rc = report_ctx_new(sv, j->env, "deploy start");
+    struct err e = {0};
+    if (report_deploy_start(sv->rep, &pr, desc, report_done_cb, rc, &e)) {
+        report_done_cb(&e, rc);
+        err_release(&e);
+    }
+    pr_ref_release(&p);
+}
+
+/* "name (type)" from the receipt lists */
+static void split_item(const char *s, char **name, char **type)
+{
+    const char *sp = strstr(s, " (");
+    if (!sp) {
+        *name = xstrdup(s);
+        *type = NULL;
+        return;
+    }
+    *name = xstrndup(s, (size_t)(sp - s));
+    const char *end = strchr(sp + 2, ')');
+    const char *comma = strchr(sp + 2, ',');
+    if (comma && (!end || comma < end))
+        end = comma;
+    *type = end ? xstrndup(sp + 2, (size_t)(end - sp - 2)) : xstrdup(sp + 2);
+}
+
+static void report_end_job(struct serve *sv, const struct job *j, const struct op_result *res)
+{
+    struct pr_ref p;
+    if (!reporting(sv) || !pr_ref_of(j, &p))
+        return;
+    struct report_pr pr = {p.repo, p.number, p.sha, p.env};
+    struct err e = {0};
+    if (j->kind == JOB_UP) {
+        if (res->rc == PE_CANCELED) {
+            pr_ref_release(&p);
+            return; /* superseded: the newer job reports */
+        }
+        struct st_summary sm = {0};
+        struct err se = {0};
+        state_summary(&sm, sv->proj->state_dir, j->env, &se);
+        err_release(&se);
+        char *log_url = sv->proj->serve.public_url
+                            ? xasprintf("%s/api/v1/envs/%s", sv->proj->serve.public_url, j->env)
+                            : NULL;
+        const char *url = res->outputs ? val_map_str(res->outputs, "url", NULL) : NULL;
+        char *desc = res->rc ? report_clip(res->error ? res->error : "failed", REPORT_DESC_MAX)
+                             : NULL;
+        struct report_result rr = {
+            .ok = res->rc == 0,
+            .url = url,
+            .log_url = log_url,
+            .description = desc,
+            .expires_ms = sm.expires_ms,
+        };
+        struct report_ctx *rc = report_ctx_new(sv, j->env, "deploy done");
+        if (report_deploy_done(sv->rep, &pr, &rr, report_done_cb, rc, &e)) {
+            report_done_cb(&e, rc);
+            err_release(&e);
+        }
+        free(desc);
+        free(log_url);
+        st_summary_release(&sm);
+    } else {
+        size_t nr = res->removed ? res->removed->u.list.n : 0,
+               nl = res->left ? res->left->u.list.n : 0;
+        struct report_item *items = xcalloc(nr + nl + 1, sizeof *items);
+        char **strs = xcalloc(2 * (nr + nl) + 1, sizeof *strs);
+        for (size_t i = 0; i < nr + nl; i++) {
+            const struct val *v = i < nr ? res->removed->u.list.v[i] : res->left->u.list.v[i - nr];
+            split_item(v->u.str.s, &strs[2 * i], &strs[2 * i + 1]);
+            items[i] = (struct report_item){strs[2 * i], strs[2 * i + 1], i < nr,
+                                            i < nr ? NULL : (res->error ? res->error : "left")};
+        }
+        struct report_receipt rec = {items, nr + nl, NULL};
+        struct report_ctx *rc = report_ctx_new(sv, j->env, "teardown");
+        if (report_teardown(sv->rep, &pr, &rec, report_done_cb, rc, &e)) {
+            report_done_cb(&e, rc);
+            err_release(&e);
+        }
+        for (size_t i = 0; i < 2 * (nr + nl); i++)
+            free(strs[i]);
+        free(strs);
+        free(items);
+    }
+    pr_ref_release(&p);
+}
+
 static void *job_thread(void *arg)
 {
     struct job_run *jr = arg;
@@ -290,6 +450,7 @@ static void wake_cb(uv_async_t *h)
             slog(sv, "error", jr->job.kind == JOB_UP ? "up failed" : "destroy failed", "env",
                  jr->job.env, "job", id, "delivery", jr->job.delivery, "error", jr->res.error,
                  "retry", jr->res.transient ? "yes" : "no", NULL);
+        report_end_job(sv, &jr->job, &jr->res);
         op_result_release(&jr->res);
         job_release(&jr->job);
         free(jr);
@@ -356,7 +517,19 @@ static void schedule(struct serve *sv)
             /* back into the queue, without counting an attempt */
             queue_finish(sv->q, j.id, false, true, "waiting: previews.max reached", 1000000, &e);
             pthread_mutex_unlock(&sv->qmu);
-            slog(sv, "info", "preview waits: previews.max reached", "env", j.env, NULL);
+            err_release(&e);
+            bool told = false;
+            for (size_t k = 0; k < sv->nwaiting; k++)
+                told |= sv->waiting_reported[k] == j.id;
+            if (!told) {
+                slog(sv, "info", "preview waits: previews.max reached", "env", j.env, NULL);
+                char *d = xasprintf("Waiting: %d previews are running (previews.max)",
+                                    sv->proj->pp.max);
+                report_start_job(sv, &j, d);
+                free(d);
+                XGROW(sv->waiting_reported, sv->capwaiting, sv->nwaiting + 1);
+                sv->waiting_reported[sv->nwaiting++] = j.id;
+            }
             job_release(&j);
             break;
         }
@@ -381,6 +554,7 @@ static void schedule(struct serve *sv)
         snprintf(id, sizeof id, "%lld", j.id);
         slog(sv, "info", j.kind == JOB_UP ? "bringing up" : "destroying", "env", j.env, "job", id,
              "delivery", j.delivery, "sha", j.sha, NULL);
+        report_start_job(sv, &jr->job, NULL);
         if (pthread_create(&jr->thread, NULL, job_thread, jr) != 0) {
             pthread_mutex_lock(&sv->mu);
             sv->running = jr->next;
@@ -952,9 +1126,18 @@ static void http_closed_cb(struct http_server *srv)
     sv->http_closed = true;
 }
 
+static void rep_closed(void *arg)
+{
+    (void)arg;
+}
+
 static void finish_stop(struct serve *sv)
 {
     /* every job has ended: close the rest so the loop can end */
+    if (sv->rep) {
+        report_close(sv->rep, rep_closed, NULL);
+        sv->rep = NULL;
+    }
     uv_close((uv_handle_t *)&sv->wake, close_noop);
     uv_close((uv_handle_t *)&sv->tick, close_noop);
     uv_close((uv_handle_t *)&sv->stop_timer, close_noop);
@@ -965,7 +1148,10 @@ static void finish_stop(struct serve *sv)
 static void stop_check(uv_timer_t *t)
 {
     struct serve *sv = t->data;
-    if (sv->nrunning == 0 && !sv->flush_busy && !sv->batch) {
+    /* final statuses go out before the reporter is closed (bounded by the
+     * deadline: after it, what is pending is canceled) */
+    bool reports_pending = sv->rep && report_pending(sv->rep) && !sv->stop_forced;
+    if (sv->nrunning == 0 && !sv->flush_busy && !sv->batch && !reports_pending) {
         uv_timer_stop(t);
         finish_stop(sv);
     }
@@ -974,6 +1160,8 @@ static void stop_check(uv_timer_t *t)
 static void stop_deadline(uv_timer_t *t)
 {
     struct serve *sv = t->data;
+    if (!sv->stop_forced && !sv->nrunning)
+        sv->stop_forced = true; /* only reports were pending: stop waiting for them */
     if (!sv->stop_forced && sv->nrunning) {
         sv->stop_forced = true;
         slog(sv, "warn", "shutdown deadline reached: canceling running jobs at their next step",
@@ -1075,6 +1263,26 @@ int serve_run(const struct serve_opts *o, struct err *e)
     sv->sigint.data = sv->sigterm.data = sv;
     uv_signal_start(&sv->sigint, signal_cb, SIGINT);
     uv_signal_start(&sv->sigterm, signal_cb, SIGTERM);
+    const struct github_conf *g = &sv->proj->gh;
+    struct report_config rcfg = {
+        .api_url = g->api_url,
+        .token = g->token,
+        .app_id = g->app_id,
+        .app_key_path = g->app_key_file,
+        .installation_id = g->app_installation,
+    };
+    struct err re = {0};
+    if (report_start(&sv->rep, &sv->loop, &rcfg, &re)) {
+        slog(sv, "error", "reporting to GitHub is off: its configuration is wrong", "error",
+             re.msg, NULL);
+        err_release(&re);
+        sv->rep = NULL;
+    } else if (!report_enabled(sv->rep)) {
+        slog(sv, "info", "reporting to GitHub is off: set PRENV_GITHUB_TOKEN or github.app", NULL);
+    } else {
+        slog(sv, "info", "reporting to GitHub", "api", g->api_url, "auth",
+             report_auth_desc(sv->rep), NULL);
+    }
     char port[16], rec[16];
     snprintf(port, sizeof port, "%d", http_server_port(&sv->http));
     snprintf(rec, sizeof rec, "%d", recovered);
@@ -1089,6 +1297,7 @@ int serve_run(const struct serve_opts *o, struct err *e)
     slog(sv, "info", "prenv serve stopped", "clean", lc == 0 ? "yes" : "no", NULL);
     rc = 0;
 out_queue:
+    free(sv->waiting_reported);
     queue_close(sv->q);
 out_proj:
     project_free(sv->proj);

@@ -444,3 +444,155 @@ Test(serve, bad_input_gets_the_right_status_and_others_are_still_served)
               log);
     free(log);
 }
+
+/* ---- reporting to a loopback GitHub API ---- */
+
+static int gh_pid, gh_port;
+
+static void start_github(void)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    gh_pid = fork();
+    if (gh_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execlp("python3", "python3", PRENV_SRC "/tests/fixtures/github_api.py", "--token",
+               "tok-123:prenv-bot", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[64] = "";
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    cr_assert_gt(n, 0, "the GitHub API fixture did not start");
+    gh_port = atoi(buf);
+    cr_assert_gt(gh_port, 0);
+}
+
+static void stop_github(void)
+{
+    if (gh_pid > 0) {
+        kill(gh_pid, SIGTERM);
+        if (tl_wait_pid(gh_pid, 5000) < 0) {
+            kill(gh_pid, SIGKILL);
+            tl_wait_pid(gh_pid, 5000);
+        }
+        gh_pid = 0;
+    }
+}
+
+static void fini_gh(void)
+{
+    stop_github();
+    fini();
+}
+
+static cJSON *gh_state(void)
+{
+    char *resp = NULL;
+    tl_http(gh_port, "GET", "/_state", NULL, "", 0, &resp);
+    cJSON *j = resp ? cJSON_Parse(resp) : NULL;
+    free(resp);
+    return j;
+}
+
+/* the deployment statuses of env, in order, joined by commas */
+static char *statuses_of(const char *env)
+{
+    cJSON *st = gh_state();
+    struct sb b;
+    sb_init(&b);
+    const cJSON *repo, *d;
+    cJSON_ArrayForEach(repo, cJSON_GetObjectItemCaseSensitive(st, "deployments"))
+    {
+        cJSON_ArrayForEach(d, repo)
+        {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(d, "environment");
+            if (!cJSON_IsString(e) || strcmp(e->valuestring, env))
+                continue;
+            const cJSON *s;
+            sb_addc(&b, '[');
+            cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(d, "statuses"))
+            sb_addf(&b, "%s,", cJSON_GetObjectItemCaseSensitive(s, "state")->valuestring);
+            sb_addc(&b, ']');
+        }
+    }
+    cJSON_Delete(st);
+    return sb_steal(&b);
+}
+
+static bool statuses_are(void *ctx)
+{
+    char *s = statuses_of("pr-42");
+    bool ok = !strcmp(s, ctx);
+    free(s);
+    return ok;
+}
+
+static char *only_comment(int *n);
+
+static bool one_comment_with(void *ctx)
+{
+    int n = 0;
+    char *c = only_comment(&n);
+    bool ok = n == 1 && c && strstr(c, ctx);
+    free(c);
+    return ok;
+}
+
+static char *only_comment(int *n)
+{
+    cJSON *st = gh_state();
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(st, "comments"), "Codertocat/Hello-World#42");
+    *n = cJSON_GetArraySize(cs);
+    const cJSON *c = cJSON_GetArrayItem(cs, 0);
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(c, "body");
+    char *r = cJSON_IsString(body) ? xstrdup(body->valuestring) : NULL;
+    cJSON_Delete(st);
+    return r;
+}
+
+Test(serve, the_pull_request_sees_its_deployment_statuses_and_one_comment_with_a_receipt,
+     .fini = fini_gh)
+{
+    start_github();
+    char *extra = xasprintf("github: {api_url: 'http://127.0.0.1:%d'}\n", gh_port);
+    setup_project(TPL, extra);
+    free(extra);
+    const char *env[] = {"PRENV_GITHUB_WEBHOOK_SECRET=" SECRET, "PRENV_GITHUB_TOKEN=tok-123",
+                         NULL};
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    server_pid = tl_spawn(&P, (const char *const[]){"serve", "--listen", listen, NULL}, env, logfile);
+    cr_assert(tl_wait_http(port, "/healthz", 15000));
+    cr_assert_eq(post_json("g-open", pr_payload("opened", 42, NULL, NULL)), 202);
+    cr_assert(tl_until(statuses_are, "[in_progress,success,]", 60000), "statuses %s\n%s",
+              statuses_of("pr-42"), tl_read(logfile));
+    cr_assert(tl_until(one_comment_with, "http://127.0.0.1:", 30000), "%s", tl_read(logfile));
+    int n = 0;
+    char *c = only_comment(&n);
+    cr_assert(c && strstr(c, "<!-- prenv:pr-42 -->"), "the comment carries the marker: %s", c);
+    free(c);
+    /* a push: a new deployment; the old one goes inactive; the same comment is edited */
+    cJSON *sync = pr_payload("synchronize", 42, "5555555555555555555555555555555555555555", NULL);
+    cr_assert_eq(post_json("g-sync", sync), 202);
+    cr_assert(tl_until(statuses_are, "[in_progress,success,inactive,][in_progress,success,]",
+                       60000),
+              "statuses %s\n%s", statuses_of("pr-42"), tl_read(logfile));
+    cr_assert_eq(post_json("g-close", pr_payload("closed", 42, NULL, NULL)), 202);
+    cr_assert(tl_until(statuses_are,
+                       "[in_progress,success,inactive,][in_progress,success,inactive,]", 60000),
+              "statuses %s\n%s", statuses_of("pr-42"), tl_read(logfile));
+    cr_assert(tl_until(one_comment_with, "web", 30000), "%s", tl_read(logfile));
+    c = only_comment(&n);
+    cr_assert_eq(n, 1, "one comment, edited in place");
+    cr_assert(c && strstr(c, "conf"), "the receipt lists every resource: %s", c);
+    free(c);
+    stop_server(SIGTERM);
+    char *log = tl_read(logfile);
+    cr_assert(strstr(log, "reporting to GitHub"), "%s", log);
+    cr_assert_null(strstr(log, "reporting to GitHub failed"), "%s", log);
+    free(log);
+}
