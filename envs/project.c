@@ -423,7 +423,7 @@ static int load_github(struct project *p, struct err *e)
         }
     }
     g->webhook_secret = env_or("PRENV_GITHUB_WEBHOOK_SECRET", secret);
-    g->api_url = xstrdup(api ? api : "https://api.github.com");
+    g->api_url = env_or("PRENV_GITHUB_API_URL", api ? api : "https://api.github.com");
     g->token = env_or("PRENV_GITHUB_TOKEN", tok);
     return 0;
 }

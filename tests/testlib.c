@@ -123,11 +123,17 @@ void tl_proj_new(struct tl_proj *p, const char *template_yaml, const char *base_
                         "  dev: {config: envs/dev.yaml}\n"
                         "  staging: {config: envs/staging.yaml}\n"
                         "  prod: {config: envs/prod.yaml, protect: true}\n"
-                        "previews: {name: 'pr-{number}', config: envs/preview.yaml, ttl: 72h}\n"
+                        "%s"
                         "sandboxes: {name: 'sb-{name}', config: envs/sandbox.yaml, ttl: 8h, "
                         "max_per_owner: 2}\n"
                         "%s",
-                        p->port_lo, p->port_hi, extra_yaml ? extra_yaml : "");
+                        p->port_lo, p->port_hi,
+                        /* extra YAML may bring its own previews block */
+                        extra_yaml && strstr(extra_yaml, "previews:")
+                            ? ""
+                            : "previews: {name: 'pr-{number}', config: envs/preview.yaml, "
+                              "ttl: 72h}\n",
+                        extra_yaml ? extra_yaml : "");
     tl_write(p->dir, "prenv.yaml", y);
     free(y);
     tl_write(p->dir, "templates/app.yaml", template_yaml);

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <mbedtls/md.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -449,29 +450,41 @@ Test(serve, bad_input_gets_the_right_status_and_others_are_still_served)
 
 static int gh_pid, gh_port;
 
+static char *gh_portfile;
+
 static void start_github(void)
 {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
+    /* the fixture prints its port on stdout: a file, so it can keep writing */
+    gh_portfile = xasprintf("/tmp/prenv-test-gh-%d.port", (int)getpid());
+    unlink(gh_portfile);
     gh_pid = fork();
     if (gh_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
+        int out = open(gh_portfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int errfd = open("/dev/null", O_WRONLY);
+        dup2(out, 1);
+        dup2(errfd, 2);
         execlp("python3", "python3", PRENV_SRC "/tests/fixtures/github_api.py", "--token",
                "tok-123:prenv-bot", (char *)NULL);
         _exit(127);
     }
-    close(fds[1]);
-    char buf[64] = "";
-    ssize_t n = read(fds[0], buf, sizeof buf - 1);
-    close(fds[0]);
-    cr_assert_gt(n, 0, "the GitHub API fixture did not start");
-    gh_port = atoi(buf);
-    cr_assert_gt(gh_port, 0);
+    for (int i = 0; i < 200 && gh_port <= 0; i++) {
+        char *t = tl_read(gh_portfile);
+        if (t && strchr(t, '\n'))
+            gh_port = atoi(t);
+        free(t);
+        if (gh_port <= 0)
+            usleep(50000);
+    }
+    cr_assert_gt(gh_port, 0, "the GitHub API fixture did not start");
 }
 
 static void stop_github(void)
 {
+    if (gh_portfile) {
+        unlink(gh_portfile);
+        free(gh_portfile);
+        gh_portfile = NULL;
+    }
     if (gh_pid > 0) {
         kill(gh_pid, SIGTERM);
         if (tl_wait_pid(gh_pid, 5000) < 0) {
@@ -595,4 +608,24 @@ Test(serve, the_pull_request_sees_its_deployment_statuses_and_one_comment_with_a
     cr_assert(strstr(log, "reporting to GitHub"), "%s", log);
     cr_assert_null(strstr(log, "reporting to GitHub failed"), "%s", log);
     free(log);
+}
+
+Test(serve, previews_over_the_cap_wait_in_the_queue_and_come_up_when_one_closes)
+{
+    setup_project("resources:\n  conf:\n    type: file.render\n"
+                  "    properties: {path: a.txt, content: \"${pr.sha}\"}\n",
+                  "previews: {config: envs/preview.yaml, max: 1}\n");
+    start_server();
+    cr_assert_eq(post_json("m-1", pr_payload("opened", 11, NULL, NULL)), 202);
+    struct envq q11 = {"pr-11", true, NULL}, q12 = {"pr-12", true, NULL};
+    cr_assert(tl_until(env_state, &q11, 30000), "%s", tl_read(logfile));
+    cr_assert_eq(post_json("m-2", pr_payload("opened", 12, NULL, NULL)), 202);
+    usleep(1500000);
+    cr_assert(!env_state(&q12), "pr-12 must wait while pr-11 holds the only slot");
+    char *resp = NULL;
+    tl_http(port, "GET", "/api/v1/jobs", NULL, "", 0, &resp);
+    cr_assert(strstr(resp, "waiting: previews.max reached"), "the wait is visible: %s", resp);
+    free(resp);
+    cr_assert_eq(post_json("m-3", pr_payload("closed", 11, NULL, NULL)), 202);
+    cr_assert(tl_until(env_state, &q12, 60000), "pr-12 never came up:\n%s", tl_read(logfile));
 }
