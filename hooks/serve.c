@@ -1157,6 +1157,18 @@ static void stop_check(uv_timer_t *t)
     }
 }
 
+/* every running job stops at its next resource boundary */
+static void cancel_all(struct serve *sv)
+{
+    pthread_mutex_lock(&sv->mu);
+    for (struct job_run *jr = sv->running; jr; jr = jr->next) {
+        jr->cancel = true;
+        if (jr->oe)
+            jr->oe->host.cancel = 1;
+    }
+    pthread_mutex_unlock(&sv->mu);
+}
+
 static void stop_deadline(uv_timer_t *t)
 {
     struct serve *sv = t->data;
@@ -1166,13 +1178,7 @@ static void stop_deadline(uv_timer_t *t)
         sv->stop_forced = true;
         slog(sv, "warn", "shutdown deadline reached: canceling running jobs at their next step",
              NULL);
-        pthread_mutex_lock(&sv->mu);
-        for (struct job_run *jr = sv->running; jr; jr = jr->next) {
-            jr->cancel = true;
-            if (jr->oe)
-                jr->oe->host.cancel = 1;
-        }
-        pthread_mutex_unlock(&sv->mu);
+        cancel_all(sv);
     }
     uv_timer_start(t, stop_check, 100, 100);
 }
@@ -1183,13 +1189,7 @@ static void signal_cb(uv_signal_t *h, int signum)
     if (sv->stopping) {
         if (signum == SIGINT)
             slog(sv, "warn", "second interrupt: canceling running jobs", NULL);
-        pthread_mutex_lock(&sv->mu);
-        for (struct job_run *jr = sv->running; jr; jr = jr->next) {
-            jr->cancel = true;
-            if (jr->oe)
-                jr->oe->host.cancel = 1;
-        }
-        pthread_mutex_unlock(&sv->mu);
+        cancel_all(sv);
         return;
     }
     sv->stopping = true;
