@@ -61,6 +61,7 @@ struct prov_host {
     int port_lo, port_hi;   /* the project's port range, inclusive */
     volatile int cancel;    /* set when the run is interrupted */
     bool env_protected;     /* the environment is protected (prod) */
+    bool asleep;            /* the environment sleeps: services run no replica (scale 0) */
     bool force;             /* the user asked to act on it anyway (--force) */
 };
 

@@ -71,6 +71,8 @@ void state_free(struct state *s)
     free(s->status);
     free(s->sha);
     free(s->last_error);
+    free(s->asleep_why);
+    val_free(s->schedule);
     val_free(s->tags);
     val_free(s->sets);
     val_free(s->artifact);
@@ -278,6 +280,17 @@ void state_serialize(struct sb *b, const struct state *s, bool mask)
         sb_adds(b, "null");
     add_str(b, "sha", s->sha, &first, 2);
     add_str(b, "last_error", s->last_error, &first, 2);
+    add_str(b, "asleep", s->asleep_why, &first, 2);
+    add_time(b, "asleep_since", s->asleep_ms, &first, 2);
+    add_time(b, "wake_until", s->wake_until_ms, &first, 2);
+    add_time(b, "last_activity", s->activity_ms, &first, 2);
+    add_key(b, "idle_seconds", &first, 2);
+    if (s->idle_ms)
+        sb_addf(b, "%lld", s->idle_ms / 1000);
+    else
+        sb_adds(b, "null");
+    add_time(b, "warned", s->warned_ms, &first, 2);
+    add_val(b, "schedule", s->schedule, &first, 2, mask);
     add_val(b, "tags", s->tags, &first, 2, mask);
     add_val(b, "sets", s->sets, &first, 2, mask);
     add_val(b, "artifact", s->artifact, &first, 2, mask);
@@ -497,7 +510,8 @@ static const char *const known_keys[] = {
     "schema", "env",     "kind", "project",      "owner",         "status",  "created",
     "updated", "expires", "ttl_seconds", "sha",  "last_error",    "tags",    "sets",
     "artifact", "pr",    "config_layers", "outputs", "resources", "pending",
-    "resource_count", "pending_count", NULL};
+    "resource_count", "pending_count", "asleep", "asleep_since", "wake_until",
+    "last_activity", "idle_seconds", "warned", "schedule", NULL};
 
 static int res_parse(struct st_res *x, const cJSON *r)
 {
@@ -578,6 +592,15 @@ int state_parse(struct state **out, const char *text, size_t len, const char *na
     s->created_ms = jtime(j, "created");
     s->updated_ms = jtime(j, "updated");
     s->expires_ms = jtime(j, "expires");
+    s->asleep_why = jstr(j, "asleep");
+    s->asleep_ms = jtime(j, "asleep_since");
+    s->wake_until_ms = jtime(j, "wake_until");
+    s->activity_ms = jtime(j, "last_activity");
+    s->warned_ms = jtime(j, "warned");
+    s->schedule = jval(j, "schedule", false);
+    const cJSON *idle = cJSON_GetObjectItemCaseSensitive(j, "idle_seconds");
+    if (cJSON_IsNumber(idle))
+        s->idle_ms = (long long)idle->valuedouble * 1000;
     const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(j, "ttl_seconds");
     if (cJSON_IsNumber(ttl))
         s->ttl_ms = (long long)ttl->valuedouble * 1000;
@@ -772,6 +795,8 @@ void st_summary_release(struct st_summary *s)
     free(s->status);
     free(s->sha);
     free(s->url);
+    free(s->asleep_why);
+    val_free(s->schedule);
     val_free(s->tags);
     memset(s, 0, sizeof *s);
 }
@@ -812,6 +837,15 @@ int state_summary(struct st_summary *out, const char *dir, const char *env, stru
     out->created_ms = jtime(j, "created");
     out->updated_ms = jtime(j, "updated");
     out->expires_ms = jtime(j, "expires");
+    out->activity_ms = jtime(j, "last_activity");
+    out->asleep_ms = jtime(j, "asleep_since");
+    out->wake_until_ms = jtime(j, "wake_until");
+    out->warned_ms = jtime(j, "warned");
+    out->asleep_why = jstr(j, "asleep");
+    out->schedule = jval(j, "schedule", false);
+    const cJSON *idle = cJSON_GetObjectItemCaseSensitive(j, "idle_seconds");
+    if (cJSON_IsNumber(idle))
+        out->idle_ms = (long long)idle->valuedouble * 1000;
     const cJSON *rc_ = cJSON_GetObjectItemCaseSensitive(j, "resource_count"),
                 *pc_ = cJSON_GetObjectItemCaseSensitive(j, "pending_count");
     out->resources = cJSON_IsNumber(rc_)

@@ -52,6 +52,14 @@ struct state {
     long long ttl_ms;     /* the TTL it was created with, 0 = none */
     char *sha;
     char *last_error;
+    /* lifecycle (ttl/): sleeping, idle expiry, warnings */
+    char *asleep_why;       /* NULL when awake: "schedule", "idle", "manual" */
+    long long asleep_ms;    /* since when */
+    long long wake_until_ms; /* a manual wake holds until then, over the schedule; 0 = none */
+    long long activity_ms;  /* last push, deploy or request (the idle TTL's anchor) */
+    long long idle_ms;      /* idle TTL, 0 = none */
+    long long warned_ms;    /* when the expiry warning went out; 0 = not yet */
+    struct val *schedule;   /* the env's schedule policy {uptime, downtime, holidays}, or NULL */
     struct val *tags;     /* map */
     struct val *sets;     /* map: --set values kept for later runs */
     struct val *artifact; /* map or NULL */
@@ -119,6 +127,9 @@ int state_history_read(struct val **out, const char *state_dir, const char *env,
 struct st_summary {
     char *env, *kind, *owner, *status, *sha, *url; /* url: the template's `url` output */
     long long created_ms, updated_ms, expires_ms;
+    long long activity_ms, idle_ms, asleep_ms, wake_until_ms, warned_ms;
+    char *asleep_why;
+    struct val *schedule; /* NULL = none */
     int resources, pending;
     struct val *tags; /* map */
 };

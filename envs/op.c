@@ -154,6 +154,7 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
         free(st->sha);
         st->sha = xstrdup(o->sha);
     }
+    st->idle_ms = oe->def.idle_ms;
     /* --set values persist with the env; --unset removes them */
     if (o->sets)
         val_merge(&st->sets, o->sets);
@@ -172,6 +173,12 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
     }
     if (!oe->cfg)
         return; /* opened without config (show, destroy): keep what was recorded */
+    /* the schedule: the env's config `schedule` over its kind's or stage's */
+    const struct val *sc = val_map_get(oe->cfg->values, "schedule");
+    if (!sc || sc->kind != VAL_MAP)
+        sc = oe->def.schedule;
+    val_free(st->schedule);
+    st->schedule = sc && sc->kind == VAL_MAP ? val_clone(sc) : NULL;
     /* tags: the project's, then config's `tags`, then prenv's own */
     val_free(st->tags);
     st->tags = val_clone(oe->proj->tags);
@@ -207,6 +214,12 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
         goto fail;
     if ((rc = project_env(&oe->def, oe->proj, env, e)))
         goto fail;
+    if (o->ttl_ms > 0 && oe->def.kind == ENV_STAGE) {
+        rc = err_set(e, PE_USAGE, NULL, "'%s' is a stage, and stages never expire: --ttl is for "
+                                        "previews and sandboxes",
+                     env);
+        goto fail;
+    }
     if (flags & OP_LOCK) {
         if ((rc = lock_acquire(&oe->lock, oe->proj->state_dir, env, o->command,
                                o->lock_wait_ms, o->on_lock, o->lock_ctx, e)))
@@ -276,6 +289,7 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
     oe->host.port_lo = oe->proj->port_lo;
     oe->host.port_hi = oe->proj->port_hi;
     oe->host.env_protected = oe->def.protect;
+    oe->host.asleep = oe->st->asleep_why != NULL;
     oe->host.force = o->force;
     struct eng_opts eo = {
         .parallel = o->parallel,
@@ -377,6 +391,7 @@ int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int don
         free(st->status);
         st->status = xstrdup("creating");
     }
+    st->activity_ms = tm_now_ms(); /* a deploy is activity (the idle TTL) */
     int rc = eng_apply(oe->en, &oe->desired, p, done, e);
     struct val *outs = NULL;
     if (!rc) {
@@ -388,7 +403,7 @@ int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int don
     free(st->last_error);
     st->last_error = NULL;
     if (!rc) {
-        st->status = xstrdup("up");
+        st->status = xstrdup(st->asleep_why ? "asleep" : "up");
         val_free(st->outputs);
         st->outputs = outs;
     } else {
@@ -415,6 +430,7 @@ int op_touch(struct op_env *oe, const struct op_opts *o, struct err *e)
     (void)o;
     if (oe->is_new)
         return 0;
+    oe->st->activity_ms = tm_now_ms();
     /* outputs may depend on refreshed resource outputs */
     struct tpl_ctx tc;
     tpl_ctx_init(oe, &tc);
@@ -425,9 +441,10 @@ int op_touch(struct op_env *oe, const struct op_opts *o, struct err *e)
     } else if (e->code) {
         return e->code;
     }
-    if (strcmp(oe->st->status, "up") != 0 && !oe->st->npend) {
+    const char *want = oe->st->asleep_why ? "asleep" : "up";
+    if (strcmp(oe->st->status, want) != 0 && !oe->st->npend) {
         free(oe->st->status);
-        oe->st->status = xstrdup("up");
+        oe->st->status = xstrdup(want);
         free(oe->st->last_error);
         oe->st->last_error = NULL;
     }
@@ -741,4 +758,107 @@ int op_run_destroy(const char *env, const struct op_opts *o, struct op_result *r
         o->on_close(o->open_ctx, oe);
     op_close(oe);
     return r->rc;
+}
+
+/* sleep and wake are an up with the env's asleep flag set or cleared: the
+ * engine converges every service to 0 replicas or back, and outputs follow */
+static int run_asleep(const char *env, const char *why, long long until_ms, const struct op_opts *o,
+                      struct op_result *r)
+{
+    memset(r, 0, sizeof *r);
+    long long t0 = tm_mono_ms();
+    struct err e = {0};
+    struct op_env *oe = NULL;
+    if (op_open(&oe, env, OP_LOCK | OP_LOAD_TEMPLATE | OP_NEED_STATE, o, &e)) {
+        result_error(r, &e);
+        return r->rc;
+    }
+    struct state *st = oe->st;
+    if (o->on_open)
+        o->on_open(o->open_ctx, oe);
+    free(st->asleep_why);
+    st->asleep_why = why ? xstrdup(why) : NULL;
+    st->asleep_ms = why ? tm_now_ms() : 0;
+    st->wake_until_ms = why ? 0 : until_ms;
+    oe->host.asleep = why != NULL;
+    struct plan p = {0};
+    int rc = op_prepare(oe, o, &p, &e);
+    if (!rc) {
+        int changes = p.counts[OP_CREATE] + p.counts[OP_UPDATE] + p.counts[OP_REPLACE] +
+                      p.counts[OP_DELETE];
+        rc = changes ? op_apply(oe, o, &p, r->done, t0, &e) : op_touch(oe, o, &e);
+    }
+    plan_release(&p);
+    if (rc)
+        result_error(r, &e);
+    else {
+        struct val *ch = val_map(NULL);
+        if (why)
+            val_map_set(ch, "why", NULL, val_str(why, NULL));
+        op_history(oe, why ? "sleep" : "wake", "ok", ch, t0);
+        val_free(ch);
+    }
+    r->outputs = st->outputs ? val_clone(st->outputs) : NULL;
+    r->ms = tm_mono_ms() - t0;
+    if (o->on_close)
+        o->on_close(o->open_ctx, oe);
+    op_close(oe);
+    return r->rc;
+}
+
+int op_run_sleep(const char *env, const char *why, const struct op_opts *o, struct op_result *r)
+{
+    return run_asleep(env, why ? why : "manual", 0, o, r);
+}
+
+int op_run_wake(const char *env, long long until_ms, const struct op_opts *o, struct op_result *r)
+{
+    return run_asleep(env, NULL, until_ms, o, r);
+}
+
+int op_extend(struct op_env *oe, long long by_ms, long long until_ms, struct err *e)
+{
+    struct state *st = oe->st;
+    if (oe->def.kind == ENV_STAGE)
+        return err_set(e, PE_USAGE, NULL, "'%s' is a stage, and stages never expire", st->env);
+    long long now = tm_now_ms();
+    long long base = st->expires_ms ? st->expires_ms : now;
+    long long to = by_ms > 0 ? base + by_ms : until_ms;
+    if (to <= now)
+        return err_set(e, PE_USAGE, NULL, "the new expiry is in the past");
+    long long cap = oe->def.max_ttl_ms ? st->created_ms + oe->def.max_ttl_ms : 0;
+    if (cap && to > cap) {
+        struct sb b, d;
+        sb_init(&b);
+        sb_init(&d);
+        tm_rfc3339(&b, cap);
+        dur_fmt(&d, oe->def.max_ttl_ms);
+        err_set(e, PE_LIMIT, NULL,
+                "cannot extend '%s' past %s: %ss live at most %s from creation (max_ttl)",
+                st->env, b.buf, env_kind_name(oe->def.kind), d.buf);
+        err_hint(e, "raise %s.max_ttl in prenv.yaml, or extend to at most that time",
+                 oe->def.kind == ENV_PREVIEW ? "previews" : "sandboxes");
+        sb_release(&b);
+        sb_release(&d);
+        return PE_LIMIT;
+    }
+    long long was = st->expires_ms;
+    st->expires_ms = to;
+    st->warned_ms = 0; /* a new warning before the new expiry */
+    int rc = eng_save(oe->en, e);
+    if (!rc) {
+        struct val *ch = val_map(NULL);
+        struct sb b;
+        sb_init(&b);
+        if (was)
+            tm_rfc3339(&b, was);
+        val_map_set(ch, "from", NULL, was ? val_str(b.buf, NULL) : val_null(NULL));
+        sb_reset(&b);
+        tm_rfc3339(&b, to);
+        val_map_set(ch, "to", NULL, val_str(b.buf, NULL));
+        sb_release(&b);
+        op_history(oe, "extend", "ok", ch, 0);
+        val_free(ch);
+    }
+    return rc;
 }

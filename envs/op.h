@@ -106,6 +106,14 @@ void op_result_release(struct op_result *r);
  * pull request's facts (map: number, sha, branch, author, title) or NULL. */
 int op_run_up(const char *env, const struct op_opts *o, const struct val *pr,
               struct op_result *r);
+/* op_run_sleep: put env to sleep (why: "schedule", "idle", "manual"): every
+ * service scales to 0, data stays; an asleep env stays asleep through `up`. */
+int op_run_sleep(const char *env, const char *why, const struct op_opts *o, struct op_result *r);
+/* op_run_wake: wake env; until_ms > 0 holds it awake over its schedule until then. */
+int op_run_wake(const char *env, long long until_ms, const struct op_opts *o, struct op_result *r);
+/* op_extend: move env's expiry (by > 0: from its current expiry; else until);
+ * refuses stages and anything past created + the kind's max_ttl. */
+int op_extend(struct op_env *oe, long long by_ms, long long until_ms, struct err *e);
 /* op_run_destroy: destroy env (absent is success, with nothing removed). */
 int op_run_destroy(const char *env, const struct op_opts *o, struct op_result *r);
 /* op_user: $USER or the login name; caller frees. */

@@ -151,12 +151,15 @@ static int parse_pattern(struct kind_policy *k, const struct val *v, const char 
 static int load_policy(struct project *p, struct kind_policy *k, const char *key,
                        const char *def_pattern, const char *placeholder, struct err *e)
 {
-    static const char *const pkeys[] = {"name",   "config", "ttl",    "max_per_owner", "enabled",
-                                        "drafts", "label",  "forks",  "on_draft",      "max",
-                                        NULL};
+    static const char *const pkeys[] = {
+        "name",     "config",      "ttl",    "max_per_owner", "enabled", "drafts", "label",
+        "forks",    "on_draft",    "max",    "idle",          "idle_sleep", "warn_before",
+        "max_ttl",  "schedule",    NULL};
     const struct val *v = val_map_get(p->doc, key);
     k->enabled = true;
     k->numeric = !strcmp(placeholder, "{number}");
+    k->warn_ms = 2 * 3600000LL;
+    k->max_ttl_ms = 30 * 86400000LL;
     struct val *defv = val_str(def_pattern, NULL);
     int rc = 0;
     if (v && v->kind != VAL_NULL) {
@@ -180,8 +183,18 @@ static int load_policy(struct project *p, struct kind_policy *k, const char *key
                 goto out;
             k->config = xstrdup(c->u.str.s);
         }
-        if ((rc = schema_duration(v, "ttl", &k->ttl_ms, e)))
+        if ((rc = schema_duration(v, "ttl", &k->ttl_ms, e)) ||
+            (rc = schema_duration(v, "idle", &k->idle_ms, e)) ||
+            (rc = schema_duration(v, "idle_sleep", &k->idle_sleep_ms, e)) ||
+            (rc = schema_duration(v, "warn_before", &k->warn_ms, e)) ||
+            (rc = schema_duration(v, "max_ttl", &k->max_ttl_ms, e)))
             goto out;
+        const struct val *sc = val_map_get(v, "schedule");
+        if (sc && sc->kind != VAL_NULL) {
+            if ((rc = schema_map(sc, "'schedule'", e)))
+                goto out;
+            k->schedule = sc;
+        }
         long long mx = 0;
         if ((rc = schema_int(v, "max_per_owner", 0, 1000, &mx, e)))
             goto out;
@@ -239,7 +252,7 @@ static int load_tags(struct project *p, const struct val *v, struct err *e)
 
 static int load_stages(struct project *p, const struct val *v, struct err *e)
 {
-    static const char *const skeys[] = {"config", "protect", "description", NULL};
+    static const char *const skeys[] = {"config", "protect", "description", "schedule", NULL};
     if (!v || v->kind == VAL_NULL)
         return 0;
     int rc = schema_map(v, "'stages'", e);
@@ -270,6 +283,11 @@ static int load_stages(struct project *p, const struct val *v, struct err *e)
         free(what);
         if (!rc)
             rc = schema_bool(sv, "protect", &s->protect, e);
+        const struct val *sc = val_map_get(sv, "schedule");
+        if (!rc && sc && sc->kind != VAL_NULL) {
+            rc = schema_map(sc, "'schedule'", e);
+            s->schedule = sc;
+        }
         const struct val *c = val_map_get(sv, "config");
         if (!rc && c && c->kind != VAL_NULL)
             rc = check_rel_path(p, c, "config", e);
@@ -545,15 +563,26 @@ int project_env(struct env_def *out, const struct project *p, const char *name, 
         out->kind = ENV_STAGE;
         out->config = xstrdup(s->config);
         out->protect = s->protect;
+        out->schedule = s->schedule; /* stages never expire */
     } else if (match_policy(&p->previews, name, &num)) {
         out->kind = ENV_PREVIEW;
         out->number = num;
         out->config = p->previews.config ? xstrdup(p->previews.config) : NULL;
         out->ttl_ms = p->previews.ttl_ms;
+        out->idle_ms = p->previews.idle_ms;
+        out->idle_sleep_ms = p->previews.idle_sleep_ms;
+        out->warn_ms = p->previews.warn_ms;
+        out->max_ttl_ms = p->previews.max_ttl_ms;
+        out->schedule = p->previews.schedule;
     } else if (match_policy(&p->sandboxes, name, &num)) {
         out->kind = ENV_SANDBOX;
         out->config = p->sandboxes.config ? xstrdup(p->sandboxes.config) : NULL;
         out->ttl_ms = p->sandboxes.ttl_ms;
+        out->idle_ms = p->sandboxes.idle_ms;
+        out->idle_sleep_ms = p->sandboxes.idle_sleep_ms;
+        out->warn_ms = p->sandboxes.warn_ms;
+        out->max_ttl_ms = p->sandboxes.max_ttl_ms;
+        out->schedule = p->sandboxes.schedule;
     } else {
         const char **names = xcalloc(p->nstages + 1, sizeof *names);
         struct sb b;

@@ -20,6 +20,7 @@ struct stage {
     char *name;
     char *config; /* relative to the project dir */
     bool protect;
+    const struct val *schedule; /* borrowed from the document; NULL = none */
     struct pos pos;
 };
 
@@ -31,6 +32,11 @@ struct kind_policy {
     bool numeric;       /* {number} rather than {name} */
     char *config;       /* relative to the project dir, may be NULL */
     long long ttl_ms;   /* 0 = none */
+    long long idle_ms;  /* expire after this long without activity; 0 = none */
+    long long idle_sleep_ms; /* sleep after this long without activity; 0 = never */
+    long long warn_ms;  /* warn this long before expiry (default 2h) */
+    long long max_ttl_ms; /* `env extend` cannot go past created + this (default 30d) */
+    const struct val *schedule; /* borrowed; NULL = none */
     int max_per_owner;  /* sandboxes: 0 = unlimited */
 };
 
@@ -97,6 +103,8 @@ struct env_def {
     char *config;      /* config file relative to project dir, may be NULL */
     bool protect;
     long long ttl_ms;  /* policy default, 0 = none */
+    long long idle_ms, idle_sleep_ms, warn_ms, max_ttl_ms; /* stages: 0 (never expire) */
+    const struct val *schedule; /* the kind's or stage's policy; borrowed from the project */
     long long number;  /* previews: the PR number */
 };
 

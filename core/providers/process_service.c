@@ -1196,16 +1196,22 @@ out:
     return rc;
 }
 
+/* the replicas to run: none while the environment sleeps */
+static int wanted(const struct prov_call *c, const struct val *props)
+{
+    if (c->host && c->host->asleep)
+        return 0;
+    return clamp_replicas(prov_int(props, "replicas", 1));
+}
+
 static int ps_create(const struct prov_call *c, struct prov_result *r, struct err *e)
 {
-    return reconcile(c, c->props, clamp_replicas(prov_int(c->props, "replicas", 1)), MODE_CREATE, r,
-                     e);
+    return reconcile(c, c->props, wanted(c, c->props), MODE_CREATE, r, e);
 }
 
 static int ps_update(const struct prov_call *c, struct prov_result *r, struct err *e)
 {
-    return reconcile(c, c->props, clamp_replicas(prov_int(c->props, "replicas", 1)), MODE_UPDATE, r,
-                     e);
+    return reconcile(c, c->props, wanted(c, c->props), MODE_UPDATE, r, e);
 }
 
 static int ps_scale(const struct prov_call *c, int replicas, struct prov_result *r, struct err *e)
@@ -1225,7 +1231,7 @@ static int ps_read(const struct prov_call *c, struct prov_result *r, struct err 
 {
     (void)e;
     struct fleet *f = fleet_scan(c);
-    int want = c->old_props ? clamp_replicas(prov_int(c->old_props, "replicas", 1)) : -1;
+    int want = c->old_props ? wanted(c, c->old_props) : -1;
     int hi = f->hi > want ? f->hi : want;
     int running = 0;
     struct sb drift;
