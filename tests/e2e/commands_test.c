@@ -133,7 +133,7 @@ Test(commands, plan_json_lists_every_step_and_expect_no_changes_exits_3)
 Test(commands, show_and_logs_tell_what_happened)
 {
     tl_proj_new(&P, TPL, BASE, NULL);
-    struct tl_res r = RUN("env", "up", "dev", "--yes", "--sha", "0123abc", "--ttl", "2h");
+    struct tl_res r = RUN("env", "up", "dev", "--yes", "--sha", "0123abc");
     OK(r);
     cr_assert(strstr(r.out, "said: hello from dev"), "%s", r.out);
     tl_res_free(&r);
@@ -142,7 +142,7 @@ Test(commands, show_and_logs_tell_what_happened)
     cr_assert(strstr(r.out, "dev  stage, up"), "%s", r.out);
     cr_assert(strstr(r.out, "envs/base.yaml <- envs/dev.yaml"), "%s", r.out);
     cr_assert(strstr(r.out, "sha        0123abc"), "%s", r.out);
-    cr_assert(strstr(r.out, "(in 1h59m"), "expiry countdown: %s", r.out);
+    cr_assert(strstr(r.out, "expires    never"), "stages never expire: %s", r.out);
     cr_assert(strstr(r.out, "history"), "%s", r.out);
     tl_res_free(&r);
     r = RUN("env", "logs", "dev", "say");
