@@ -106,16 +106,20 @@ static int exec_list(struct cmd_ctx *c, void *vo, int argc, char **argv)
                 dur_fmt(&age, ((tm_now_ms() - sm.created_ms) / 60000) * 60000);
             else
                 sb_adds(&age, "<1m");
-            if (sm.expires_ms)
-                rel_time(&exp, sm.expires_ms);
-            else
+            char why[64];
+            long long at = st_summary_expiry(&sm, why, sizeof why);
+            if (at) {
+                rel_time(&exp, at);
+                sb_addf(&exp, " (%s)", strncmp(why, "idle", 4) ? why : "idle");
+            } else {
                 sb_adds(&exp, "never");
+            }
             const char *status = sm.status;
             const char *col = !status                  ? ""
                               : !strcmp(status, "up")  ? cmd_c(c, "\033[32m")
                               : strstr(status, "fail") ? cmd_c(c, "\033[31m")
                                                        : cmd_c(c, "\033[33m");
-            sb_addf(&out, "%-24s %-8s %-12s %s%-15s%s %5d  %-10s %-12s %s\n", names[i],
+            sb_addf(&out, "%-24s %-8s %-12s %s%-15s%s %5d  %-10s %-18s %s\n", names[i],
                     sm.kind ? sm.kind : "?", sm.owner ? sm.owner : "-", col, status ? status : "?",
                     cmd_c(c, "\033[0m"), sm.resources, age.buf, exp.buf, sm.url ? sm.url : "");
             sb_release(&age);
@@ -127,7 +131,7 @@ static int exec_list(struct cmd_ctx *c, void *vo, int argc, char **argv)
     if (o->json)
         sb_adds(&out, shown ? "\n]\n" : "]\n");
     if (!o->json && shown)
-        printf("%s%-24s %-8s %-12s %-15s %5s  %-10s %-12s %s%s\n", cmd_c(c, "\033[1m"), "NAME",
+        printf("%s%-24s %-8s %-12s %-15s %5s  %-10s %-18s %s%s\n", cmd_c(c, "\033[1m"), "NAME",
                "KIND", "OWNER", "STATUS", "RES", "AGE", "EXPIRES", "URL", cmd_c(c, "\033[0m"));
     fputs(out.buf, stdout);
     if (!o->json && !shown)

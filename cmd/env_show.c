@@ -8,6 +8,9 @@
 #include "core/lock.h"
 #include "core/state.h"
 #include "envs/op.h"
+#include "ttl/sched.h"
+
+#include <limits.h>
 
 #include <stddef.h>
 #include <stdio.h>
@@ -43,6 +46,66 @@ static void time_line(struct cmd_ctx *c, const char *label, long long ms)
     }
     printf("  %-10s %s\n", label, b.buf);
     sb_release(&b);
+}
+
+/* expiry and its reason, idle and sleep state, and the schedule's answer now */
+static void lifecycle_lines(struct cmd_ctx *c, const struct op_env *oe)
+{
+    const struct state *st = oe->st;
+    struct st_summary sm = {
+        .kind = st->kind,
+        .expires_ms = st->expires_ms,
+        .activity_ms = st->activity_ms,
+        .idle_ms = st->idle_ms,
+    };
+    char why[64];
+    long long exp = st_summary_expiry(&sm, why, sizeof why);
+    time_line(c, "expires", exp);
+    if (exp)
+        printf("  %-10s %s\n", "because", why);
+    struct sb t;
+    sb_init(&t);
+    if (st->ttl_ms) {
+        dur_fmt(&t, st->ttl_ms);
+        printf("  %-10s %s\n", "ttl", t.buf);
+    }
+    if (st->idle_ms) {
+        sb_reset(&t);
+        dur_fmt(&t, st->idle_ms);
+        printf("  %-10s %s without activity\n", "idle", t.buf);
+    }
+    if (st->activity_ms)
+        time_line(c, "activity", st->activity_ms);
+    if (st->asleep_why) {
+        sb_reset(&t);
+        tm_rfc3339(&t, st->asleep_ms);
+        printf("  %-10s %s, since %s\n", "asleep", st->asleep_why, t.buf);
+    } else if (st->wake_until_ms > tm_now_ms()) {
+        sb_reset(&t);
+        tm_rfc3339(&t, st->wake_until_ms);
+        printf("  %-10s awake by hand until %s, then the schedule applies\n", "wake", t.buf);
+    }
+    if (st->schedule) {
+        struct sched_policy *pol = NULL;
+        struct err e = {0};
+        if (!sched_policy_parse(&pol, st->schedule, &e)) {
+            long long now = tm_now_ms(), nx = sched_policy_next(pol, now);
+            bool up = sched_policy_up(pol, now);
+            printf("  %-10s %s now: %s", "schedule", up ? "up" : "down",
+                   sched_policy_why(pol, now));
+            if (nx != LLONG_MAX) {
+                sb_reset(&t);
+                tm_rfc3339(&t, nx);
+                printf("; %s from %s", up ? "down" : "up", t.buf);
+            }
+            printf("\n");
+            sched_policy_free(pol);
+        } else {
+            printf("  %-10s unreadable: %s\n", "schedule", e.msg);
+            err_release(&e);
+        }
+    }
+    sb_release(&t);
 }
 
 static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
@@ -94,14 +157,7 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
         printf("  %-10s %s\n", "owner", st->owner ? st->owner : "-");
         time_line(c, "created", st->created_ms);
         time_line(c, "updated", st->updated_ms);
-        time_line(c, "expires", st->expires_ms);
-        if (st->ttl_ms) {
-            struct sb t;
-            sb_init(&t);
-            dur_fmt(&t, st->ttl_ms);
-            printf("  %-10s %s\n", "ttl", t.buf);
-            sb_release(&t);
-        }
+        lifecycle_lines(c, oe);
         if (st->sha)
             printf("  %-10s %s\n", "sha", st->sha);
         if (st->artifact) {

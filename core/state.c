@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -795,6 +796,7 @@ void st_summary_release(struct st_summary *s)
     free(s->status);
     free(s->sha);
     free(s->url);
+    free(s->pr_repo);
     free(s->asleep_why);
     val_free(s->schedule);
     val_free(s->tags);
@@ -843,6 +845,11 @@ int state_summary(struct st_summary *out, const char *dir, const char *env, stru
     out->warned_ms = jtime(j, "warned");
     out->asleep_why = jstr(j, "asleep");
     out->schedule = jval(j, "schedule", false);
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "pr");
+    out->pr_repo = jstr(pr, "repo");
+    const cJSON *prn = cJSON_GetObjectItemCaseSensitive(pr, "number");
+    if (cJSON_IsNumber(prn))
+        out->pr_number = (long long)prn->valuedouble;
     const cJSON *idle = cJSON_GetObjectItemCaseSensitive(j, "idle_seconds");
     if (cJSON_IsNumber(idle))
         out->idle_ms = (long long)idle->valuedouble * 1000;
@@ -883,6 +890,32 @@ static void json_t(struct sb *b, const char *k, long long ms)
     sb_addc(b, '"');
 }
 
+long long st_summary_expiry(const struct st_summary *s, char *why, size_t whylen)
+{
+    if (why && whylen)
+        why[0] = 0;
+    if (s->kind && !strcmp(s->kind, "stage"))
+        return 0; /* stages never expire */
+    long long exp = s->expires_ms;
+    struct sb b;
+    sb_init(&b);
+    if (exp)
+        sb_adds(&b, "ttl");
+    if (s->idle_ms && s->activity_ms) {
+        long long idle_exp = s->activity_ms + s->idle_ms;
+        if (!exp || idle_exp < exp) {
+            exp = idle_exp;
+            sb_reset(&b);
+            sb_adds(&b, "idle for ");
+            dur_fmt(&b, s->idle_ms);
+        }
+    }
+    if (why && whylen)
+        snprintf(why, whylen, "%s", b.len ? b.buf : "");
+    sb_release(&b);
+    return exp;
+}
+
 void st_summary_json(struct sb *b, const struct st_summary *s)
 {
     sb_adds(b, "{\"name\": ");
@@ -892,7 +925,12 @@ void st_summary_json(struct sb *b, const struct st_summary *s)
     json_opt(b, "status", s->status);
     json_t(b, "created", s->created_ms);
     json_t(b, "updated", s->updated_ms);
-    json_t(b, "expires", s->expires_ms);
+    char why[64];
+    json_t(b, "expires", st_summary_expiry(s, why, sizeof why));
+    json_opt(b, "expires_why", why[0] ? why : NULL);
+    json_opt(b, "asleep", s->asleep_why);
+    json_t(b, "asleep_since", s->asleep_ms);
+    json_t(b, "wake_until", s->wake_until_ms);
     json_opt(b, "sha", s->sha);
     sb_addf(b, ", \"resources\": %d, \"pending\": %d", s->resources, s->pending);
     json_opt(b, "url", s->url);

@@ -130,11 +130,17 @@ struct st_summary {
     long long activity_ms, idle_ms, asleep_ms, wake_until_ms, warned_ms;
     char *asleep_why;
     struct val *schedule; /* NULL = none */
+    char *pr_repo;        /* a preview's pull request: its repository and number */
+    long long pr_number;
     int resources, pending;
     struct val *tags; /* map */
 };
 int state_summary(struct st_summary *out, const char *state_dir, const char *env, struct err *e);
 void st_summary_release(struct st_summary *s);
+/* st_summary_expiry: when the env expires — the earlier of its hard TTL and
+ * its last activity plus its idle limit — and why ("ttl", "idle for 2h");
+ * 0 = never (stages never do). */
+long long st_summary_expiry(const struct st_summary *s, char *why, size_t whylen);
 /* st_summary_json: the object `env list --json` prints for it. */
 void st_summary_json(struct sb *out, const struct st_summary *s);
 

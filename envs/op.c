@@ -173,12 +173,22 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
     }
     if (!oe->cfg)
         return; /* opened without config (show, destroy): keep what was recorded */
-    /* the schedule: the env's config `schedule` over its kind's or stage's */
+    /* the schedule: the env's config `schedule` keys over its kind's or
+     * stage's policy; `schedule: null` there runs the env without one */
     const struct val *sc = val_map_get(oe->cfg->values, "schedule");
-    if (!sc || sc->kind != VAL_MAP)
-        sc = oe->def.schedule;
     val_free(st->schedule);
-    st->schedule = sc && sc->kind == VAL_MAP ? val_clone(sc) : NULL;
+    st->schedule = NULL;
+    if (!sc || sc->kind == VAL_MAP) {
+        const struct val *base = oe->def.schedule;
+        struct val *m = base && base->kind == VAL_MAP ? val_clone(base) : NULL;
+        if (sc) {
+            if (!m)
+                m = val_map(NULL);
+            for (size_t i = 0; i < sc->u.map.n; i++)
+                val_map_set(m, sc->u.map.e[i].key, NULL, val_clone(sc->u.map.e[i].v));
+        }
+        st->schedule = m;
+    }
     /* tags: the project's, then config's `tags`, then prenv's own */
     val_free(st->tags);
     st->tags = val_clone(oe->proj->tags);
@@ -258,6 +268,11 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
         }
         rc = envcfg_load(&oe->cfg, oe->proj, oe->def.config, sets, e);
         val_free(sets);
+        if (!rc) {
+            const struct val *sc = val_map_get(oe->cfg->values, "schedule");
+            if (sc && sc->kind != VAL_NULL)
+                rc = project_check_schedule(sc, e);
+        }
         if (rc) {
             err_prefix(e, "environment '%s': ", env);
             goto fail;
@@ -861,4 +876,23 @@ int op_extend(struct op_env *oe, long long by_ms, long long until_ms, struct err
         val_free(ch);
     }
     return rc;
+}
+
+int op_run_warned(const char *env, const struct op_opts *o, struct op_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct err e = {0};
+    struct op_env *oe = NULL;
+    if (op_open(&oe, env, OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, o, &e)) {
+        result_error(r, &e);
+        return r->rc;
+    }
+    oe->st->warned_ms = tm_now_ms();
+    if (eng_save(oe->en, &e))
+        result_error(r, &e);
+    else
+        op_history(oe, "warn", "ok", NULL, 0);
+    r->outputs = oe->st->outputs ? val_clone(oe->st->outputs) : NULL;
+    op_close(oe);
+    return r->rc;
 }

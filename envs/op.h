@@ -111,6 +111,8 @@ int op_run_up(const char *env, const struct op_opts *o, const struct val *pr,
 int op_run_sleep(const char *env, const char *why, const struct op_opts *o, struct op_result *r);
 /* op_run_wake: wake env; until_ms > 0 holds it awake over its schedule until then. */
 int op_run_wake(const char *env, long long until_ms, const struct op_opts *o, struct op_result *r);
+/* op_run_warned: record that env's expiry warning went out. */
+int op_run_warned(const char *env, const struct op_opts *o, struct op_result *r);
 /* op_extend: move env's expiry (by > 0: from its current expiry; else until);
  * refuses stages and anything past created + the kind's max_ttl. */
 int op_extend(struct op_env *oe, long long by_ms, long long until_ms, struct err *e);

@@ -7,12 +7,25 @@
 #include "core/lib/str.h"
 #include "core/lib/xalloc.h"
 #include "core/lib/yt.h"
+#include "ttl/sched.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+int project_check_schedule(const struct val *sc, struct err *e)
+{
+    int rc = schema_map(sc, "'schedule'", e);
+    if (rc)
+        return rc;
+    struct sched_policy *pol = NULL;
+    if ((rc = sched_policy_parse(&pol, sc, e)))
+        return rc;
+    sched_policy_free(pol);
+    return 0;
+}
 
 #define DEFAULT_PORT_LO 20000
 #define DEFAULT_PORT_HI 29999
@@ -191,7 +204,7 @@ static int load_policy(struct project *p, struct kind_policy *k, const char *key
             goto out;
         const struct val *sc = val_map_get(v, "schedule");
         if (sc && sc->kind != VAL_NULL) {
-            if ((rc = schema_map(sc, "'schedule'", e)))
+            if ((rc = project_check_schedule(sc, e)))
                 goto out;
             k->schedule = sc;
         }
@@ -285,7 +298,7 @@ static int load_stages(struct project *p, const struct val *v, struct err *e)
             rc = schema_bool(sv, "protect", &s->protect, e);
         const struct val *sc = val_map_get(sv, "schedule");
         if (!rc && sc && sc->kind != VAL_NULL) {
-            rc = schema_map(sc, "'schedule'", e);
+            rc = project_check_schedule(sc, e);
             s->schedule = sc;
         }
         const struct val *c = val_map_get(sv, "config");
@@ -370,13 +383,15 @@ static int load_preview_policy(struct project *p, struct err *e)
 
 static int load_serve(struct project *p, struct err *e)
 {
-    static const char *const sk[] = {"listen",     "concurrency", "max_attempts", "api_token",
-                                     "public_url", "shutdown_timeout", NULL};
+    static const char *const sk[] = {"listen",     "concurrency",      "max_attempts",
+                                     "api_token",  "public_url",       "shutdown_timeout",
+                                     "sweep_interval", NULL};
     const struct val *v = val_map_get(p->doc, "serve");
     struct serve_conf *s = &p->serve;
     s->concurrency = 2;
     s->max_attempts = 5;
     s->shutdown_ms = 30000;
+    s->sweep_ms = 600000;
     const char *listen = NULL, *tok = NULL, *url = NULL;
     int rc = 0;
     if (v && v->kind != VAL_NULL) {
@@ -391,6 +406,11 @@ static int load_serve(struct project *p, struct err *e)
         if ((rc = schema_int(v, "max_attempts", 1, 100, &n, e)))
             return rc;
         s->max_attempts = (int)n;
+        const struct val *sw = val_map_get(v, "sweep_interval");
+        if (sw && sw->kind == VAL_INT && sw->u.i == 0)
+            s->sweep_ms = 0;
+        else if ((rc = schema_duration(v, "sweep_interval", &s->sweep_ms, e)))
+            return rc;
         if ((rc = schema_duration(v, "shutdown_timeout", &s->shutdown_ms, e)) ||
             (rc = schema_str(v, "listen", &listen, e)) ||
             (rc = schema_str(v, "api_token", &tok, e)) ||

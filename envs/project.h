@@ -57,6 +57,7 @@ struct serve_conf {
     long long shutdown_ms; /* serve.shutdown_timeout (default 30s) */
     char *api_token;       /* serve.api_token or $PRENV_API_TOKEN */
     char *public_url;      /* serve.public_url: where prenv is reachable (log links) */
+    long long sweep_ms;    /* serve.sweep_interval: ask GitHub about every PR (default 10m; 0 off) */
 };
 
 struct github_conf {
@@ -115,5 +116,9 @@ void env_def_release(struct env_def *d);
 /* project_env_name: the name of preview `number` or sandbox `name`. */
 char *project_preview_name(const struct project *p, long long number);
 char *project_sandbox_name(const struct project *p, const char *who);
+
+/* project_check_schedule: a `schedule:` map is well formed: a map, every spec
+ * parses, every zone loads; errors point into the file. */
+int project_check_schedule(const struct val *sc, struct err *e);
 
 #endif

@@ -312,6 +312,7 @@ struct reporter {
     bool pumping, pump_again;
     struct renv *envs;
     size_t nops;
+    size_t napi; /* report_api calls not finished */
     bool closing;
     int closes;
     report_close_cb close_cb;
@@ -1615,9 +1616,47 @@ int report_teardown(struct reporter *r, const struct report_pr *pr,
     return 0;
 }
 
+struct api_ctx {
+    report_api_cb cb;
+    void *ctx;
+};
+
+static void api_done(struct call *k, struct net_resp *resp, struct err *e)
+{
+    struct api_ctx *a = k->owner;
+    k->r->napi--;
+    if (e && e->code)
+        a->cb(0, NULL, 0, e, a->ctx);
+    else
+        a->cb(resp ? resp->status : 0, resp ? resp->body : NULL, resp ? resp->body_len : 0, e,
+              a->ctx);
+    free(a);
+}
+
+int report_api(struct reporter *r, const char *method, const char *path, const char *json_body,
+               bool allow_404, report_api_cb cb, void *ctx, struct err *e)
+{
+    if (!report_enabled(r))
+        return err_set(e, PE_USAGE, NULL, "reporting to GitHub is off: no credentials");
+    if (r->closing)
+        return err_set(e, PE_CANCELED, NULL, "the reporter is closing");
+    if (!path || path[0] != '/' || strstr(path, ".."))
+        return err_set(e, PE_USAGE, NULL, "report_api: a path below the API base, like /repos/o/r");
+    struct api_ctx *a = xcalloc(1, sizeof *a);
+    a->cb = cb;
+    a->ctx = ctx;
+    struct call *k = call_new(r, method, xasprintf("%s%s", r->api, path),
+                              json_body ? xstrdup(json_body) : NULL, AUTH_TOKEN, api_done, a);
+    k->allow_404 = allow_404;
+    r->napi++;
+    call_queue(k, tm_mono_ms());
+    kick(r);
+    return 0;
+}
+
 size_t report_pending(const struct reporter *r)
 {
-    return r->nops;
+    return r->nops + r->napi;
 }
 
 bool report_enabled(const struct reporter *r)

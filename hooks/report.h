@@ -142,6 +142,14 @@ int report_teardown(struct reporter *r, const struct report_pr *pr,
 
 /* report_pending: operations queued or running, all envs together. */
 size_t report_pending(const struct reporter *r);
+/* report_api: one authenticated call to GitHub's API with the reporter's
+ * retries, rate limits and token handling; path is below the API base
+ * ("/repos/o/r/pulls/42"). cb gets the status and body (or an error, and
+ * then no body); a 404 is an answer when allow_404. Not ordered with the
+ * reports of any env. */
+typedef void (*report_api_cb)(int status, const char *body, size_t len, struct err *e, void *ctx);
+int report_api(struct reporter *r, const char *method, const char *path, const char *json_body,
+               bool allow_404, report_api_cb cb, void *ctx, struct err *e);
 
 /* report_close: cancel every operation (each callback runs once, with
  * PE_CANCELED, before this returns), close the handles, free r, then

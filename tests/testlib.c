@@ -106,6 +106,16 @@ static void release_block(int b)
     free(path);
 }
 
+/* does yaml have key at the start of a line (a top-level key)? */
+static bool has_top_key(const char *yaml, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *l = yaml; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+        if (!strncmp(l, key, n) && l[n] == ':')
+            return true;
+    return false;
+}
+
 void tl_proj_new(struct tl_proj *p, const char *template_yaml, const char *base_values,
                  const char *extra_yaml)
 {
@@ -115,24 +125,27 @@ void tl_proj_new(struct tl_proj *p, const char *template_yaml, const char *base_
     p->block = reserve_block();
     p->port_lo = BLOCK_BASE + p->block * BLOCK_SIZE;
     p->port_hi = p->port_lo + BLOCK_SIZE - 1;
+    /* extra YAML may bring its own stages, previews or sandboxes block */
     char *y = xasprintf("project: test\n"
                         "template: templates/app.yaml\n"
                         "ports: %d-%d\n"
                         "tags: {team: qa}\n"
-                        "stages:\n"
-                        "  dev: {config: envs/dev.yaml}\n"
-                        "  staging: {config: envs/staging.yaml}\n"
-                        "  prod: {config: envs/prod.yaml, protect: true}\n"
-                        "%s"
-                        "sandboxes: {name: 'sb-{name}', config: envs/sandbox.yaml, ttl: 8h, "
-                        "max_per_owner: 2}\n"
-                        "%s",
+                        "%s%s%s%s",
                         p->port_lo, p->port_hi,
-                        /* extra YAML may bring its own previews block */
-                        extra_yaml && strstr(extra_yaml, "previews:")
+                        has_top_key(extra_yaml, "stages")
+                            ? ""
+                            : "stages:\n"
+                              "  dev: {config: envs/dev.yaml}\n"
+                              "  staging: {config: envs/staging.yaml}\n"
+                              "  prod: {config: envs/prod.yaml, protect: true}\n",
+                        has_top_key(extra_yaml, "previews")
                             ? ""
                             : "previews: {name: 'pr-{number}', config: envs/preview.yaml, "
                               "ttl: 72h}\n",
+                        has_top_key(extra_yaml, "sandboxes")
+                            ? ""
+                            : "sandboxes: {name: 'sb-{name}', config: envs/sandbox.yaml, ttl: 8h, "
+                              "max_per_owner: 2}\n",
                         extra_yaml ? extra_yaml : "");
     tl_write(p->dir, "prenv.yaml", y);
     free(y);

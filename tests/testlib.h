@@ -27,7 +27,8 @@ void tl_write(const char *dir, const char *rel, const char *text);
 char *tl_read(const char *path);
 /* tl_proj_new: a project with prenv.yaml (stages dev, staging, prod protected;
  * previews; sandboxes), the given template and env layers. extra_yaml is
- * appended to prenv.yaml (may be NULL). */
+ * appended to prenv.yaml (may be NULL); a top-level stages:, previews: or
+ * sandboxes: in it replaces the default block. */
 void tl_proj_new(struct tl_proj *p, const char *template_yaml, const char *base_values,
                  const char *extra_yaml);
 /* tl_proj_free: destroy every env it holds, kill anything left, remove files,
