@@ -31,8 +31,12 @@ step() { # step TITLE WHY
     [ -n "${2:-}" ] && printf '%s    %s%s\n' "$D" "$2" "$N"
     return 0
 }
-run() { # print a command, then run it
-    printf '%s$ %s%s\n' "$D" "prenv $*" "$N"
+run() { # print a command (quoting what needs it), then run it
+    local shown="prenv" a
+    for a in "$@"; do
+        case "$a" in *[[:space:]]*) shown+=" '$a'" ;; *) shown+=" $a" ;; esac
+    done
+    printf '%s$ %s%s\n' "$D" "$shown" "$N"
     "$PRENV" --state-dir "$STATE" -C "$PROJECT" "$@"
 }
 q() { "$PRENV" --state-dir "$STATE" -C "$PROJECT" "$@"; } # quiet: no echo
@@ -183,6 +187,11 @@ run config diff dev staging
 step "Plan prod without touching it" \
     "env plan shows what env up would do; prod is protected in prenv.yaml and gets 3 replicas."
 run env plan prod
+
+step "Ask the reaper what it would do" \
+    "staging sleeps at weekends and sb-demo outside Mon-Fri 07:00-20:00 Berlin; prenv serve (or prenv reap from cron) acts on it. --dry-run only looks."
+run reap --dry-run
+run schedule next 'Mon-Fri 07:00-20:00 Europe/Berlin' -n 2
 
 # ---- idempotence --------------------------------------------------------------
 step "Run env up dev again" \
