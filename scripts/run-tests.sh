@@ -26,6 +26,11 @@ else
     status=1
 fi
 export PRENV_TEST_PG_REQUIRED=1
+# what was there before the suite is not the suite's to answer for (a run
+# killed earlier, another checkout's run); only what it adds is checked
+dirs_before=$(ls -d /tmp/prenv-test-* 2>/dev/null | sort || true)
+procs_before=$(pgrep -f 'prenv-test-' | sort || true)
+blocks_before=$(ls /tmp/prenv-test-ports 2>/dev/null || true)
 for b in "$@"; do
     for t in unit-tests e2e-tests; do
         if [ ! -x "$b/$t" ]; then
@@ -54,19 +59,23 @@ if [ -n "${PRENV_PG_DIR:-}" ] && ! "$PG_SERVER" stop; then
     status=1
 fi
 # nothing may outlive the suite
-left=$(pgrep -af 'prenv-test-' | grep -v pgrep || true)
-if [ -n "$left" ]; then
+new_pids=$(pgrep -f 'prenv-test-' | grep -vxF "${procs_before:-none}" || true)
+if [ -n "$new_pids" ]; then
     echo "run-tests: processes left behind by tests:" >&2
-    echo "$left" >&2
-    pkill -9 -f 'prenv-test-' || true
+    for p in $new_pids; do
+        ps -o pid=,args= -p "$p" >&2 || true
+        kill -9 "$p" 2>/dev/null || true
+    done
     status=1
 fi
-if ls /tmp/prenv-test-ports/* >/dev/null 2>&1; then
-    echo "run-tests: port blocks left reserved: $(ls /tmp/prenv-test-ports)" >&2
-    rm -f /tmp/prenv-test-ports/*
+blocks=$(ls /tmp/prenv-test-ports 2>/dev/null | grep -vxF "$blocks_before" || true)
+if [ -n "$blocks" ]; then
+    echo "run-tests: port blocks left reserved:" $blocks >&2
+    (cd /tmp/prenv-test-ports && rm -f $blocks)
     status=1
 fi
-leftdirs=$(ls -d /tmp/prenv-test-* 2>/dev/null | grep -v prenv-test-ports || true)
+leftdirs=$(ls -d /tmp/prenv-test-* 2>/dev/null | sort | grep -vxF "$dirs_before" |
+    grep -v prenv-test-ports || true)
 if [ -n "$leftdirs" ]; then
     echo "run-tests: directories left behind: $leftdirs" >&2
     rm -rf $leftdirs
