@@ -4,11 +4,15 @@
  *                                            -> LINGER -> closed
  *
  * with one timer per connection armed for the phase's deadline. The parser
- * pauses at the end of each request, so a connection reads nothing while its
+ * pauses at the end of each request, so a connection parses nothing while its
  * request is with the handler or its response is being written; bytes of a
- * pipelined next request that came in the same read wait in c->pend. At most
- * one response per connection is in flight, so memory per connection is
- * bounded by the limits. Final responses that close the connection are
+ * pipelined next request that came in the same read, or in the one read that
+ * may follow (reading stops only when something comes, which saves two
+ * epoll_ctl calls per request), wait in c->pend, and an EOF then waits for
+ * the answer to go out. At most one response per connection is in flight, so
+ * memory per connection is bounded by the limits. Body buffers of answered
+ * requests are kept (HTTP_SPARE_BODIES, each at most BODY_PREALLOC) for the
+ * next bodies. Final responses that close the connection are
  * followed by a shutdown and a short "lingering close" that reads and
  * discards what the client still sends, so that it sees the answer instead
  * of a reset.
@@ -92,6 +96,8 @@ struct http_conn {
     struct hreq *active;  /* with the handler */
     char *pend;           /* received, not yet parsed (pipelining) */
     size_t pend_len;
+    bool reading;  /* libuv is reading it */
+    bool read_end; /* EOF or an error came while the handler had the request */
     size_t lingered;
     char remote[64];
 };
@@ -146,6 +152,32 @@ static void req_free(struct hreq *r)
     free(r->hdrs);
     free(r->body);
     free(r);
+}
+
+/* Body buffers go back to the server when their request is answered and
+ * come out again for the next body that fits: no allocation per request. */
+static char *body_take(struct http_server *srv, size_t *cap)
+{
+    for (int i = 0; i < srv->nspare; i++)
+        if (srv->spare_cap[i] >= *cap) {
+            char *b = srv->spare[i];
+            *cap = srv->spare_cap[i];
+            srv->nspare--;
+            srv->spare[i] = srv->spare[srv->nspare];
+            srv->spare_cap[i] = srv->spare_cap[srv->nspare];
+            return b;
+        }
+    return xmalloc(*cap);
+}
+
+static void body_give(struct http_server *srv, char *b, size_t cap)
+{
+    if (srv->nspare < HTTP_SPARE_BODIES && cap <= BODY_PREALLOC) {
+        srv->spare[srv->nspare] = b;
+        srv->spare_cap[srv->nspare++] = cap;
+    } else {
+        free(b);
+    }
 }
 
 static void req_unref_(struct hreq *r)
@@ -305,13 +337,25 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* conn_read: read or not; libuv (and epoll) is asked only on a change */
+static int conn_read(struct http_conn *c, bool on)
+{
+    if (c->reading == on)
+        return 0;
+    int rc = on ? uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)
+                : uv_read_stop((uv_stream_t *)&c->tcp);
+    if (!rc)
+        c->reading = on;
+    return rc;
+}
+
 /* linger: the last response is out; send FIN and discard input briefly. */
 static void conn_linger(struct http_conn *c)
 {
     c->phase = PH_LINGER;
     c->lingered = 0;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_read(c, true) != 0) {
         conn_close(c);
         return;
     }
@@ -420,7 +464,7 @@ static void conn_reject(struct http_conn *c, enum http_reject why, int status, c
     bool head = c->cur && c->cur->head;
     req_free(c->cur);
     c->cur = NULL;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    conn_read(c, false);
     if (!status) {
         status = reject_resp[why].status;
         body = reject_resp[why].body;
@@ -465,7 +509,12 @@ int http_respond_hdrs(struct http_req *req, int status, const char *content_type
     c->active = NULL;
     r->conn = NULL;
     bool keep = r->keep_alive && !c->srv->closing && !c->close_after;
+    struct http_server *srv = c->srv;
     conn_send(c, status, content_type, hdrs, nhdrs, body, len, r->head, keep, r->pub.version_minor);
+    if (r->refs == 1 && r->body) { /* freed below: its body buffer serves the next request */
+        body_give(srv, r->body, r->bcap);
+        r->body = NULL;
+    }
     req_unref_(r);
     return rc;
 }
@@ -649,7 +698,7 @@ static int on_headers_complete(http_parser *p)
     r->bmax = (has_len && !chunked ? (size_t)p->content_length : srv->lim.max_body) + 1;
     if (has_len && !chunked) {
         r->bcap = r->bmax < BODY_PREALLOC ? r->bmax : BODY_PREALLOC;
-        r->body = xmalloc(r->bcap);
+        r->body = body_take(srv, &r->bcap);
     }
     if ((has_len || chunked) && p->http_minor >= 1 && expects_continue(r)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -745,7 +794,9 @@ static void conn_dispatch(struct http_conn *c)
     c->ready = NULL;
     c->active = r;
     srv->stats.requests++;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    /* reading goes on until something comes (on_read then keeps it and
+     * stops): most clients send nothing before the answer, and stopping
+     * and starting would cost two epoll_ctl calls per request */
     srv->handler(&r->pub, srv->ctx);
 }
 
@@ -787,7 +838,7 @@ static void conn_next(struct http_conn *c)
             return;
         }
     }
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+    if (c->read_end || conn_read(c, true) != 0) /* the client's end: closed after the answer */
         conn_close(c);
 }
 
@@ -804,6 +855,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->phase == PH_CLOSED)
         return;
     if (nread < 0) {
+        if (c->phase == PH_HANDLER || c->phase == PH_WRITE) {
+            /* the answer goes out first, as when reading had stopped */
+            c->read_end = true;
+            conn_read(c, false);
+            return;
+        }
         conn_close(c);
         return;
     }
@@ -819,8 +876,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->lingered > LINGER_MAX_BYTES)
             conn_close(c);
         break;
-    default: /* not reading in the other phases */
-        uv_read_stop(s);
+    default: /* with the handler or writing: kept for after the answer (at most one read) */
+        c->pend = xrealloc(c->pend, c->pend_len + (size_t)nread);
+        memcpy(c->pend + c->pend_len, buf->base, (size_t)nread);
+        c->pend_len += (size_t)nread;
+        conn_read(c, false);
         break;
     }
 }
@@ -948,7 +1008,7 @@ static void accept_one(struct http_server *srv)
     c->parser.data = c;
     c->phase = PH_IDLE;
     arm(c, srv->lim.header_timeout_ms);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+    if (conn_read(c, true) != 0)
         conn_close(c);
 }
 
@@ -1223,6 +1283,8 @@ static void srv_maybe_done(struct http_server *srv)
         srv->close_cb_called = true;
         free(srv->rbuf);
         srv->rbuf = NULL;
+        while (srv->nspare > 0)
+            free(srv->spare[--srv->nspare]);
         if (srv->close_cb)
             srv->close_cb(srv);
     }

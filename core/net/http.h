@@ -117,11 +117,11 @@ const char *http_req_header(const struct http_req *req, const char *name);
 
 /* The handler owns a response obligation for each request: it must call
  * http_respond (or http_respond_hdrs) exactly once, now or later on the loop
- * thread. Until then the connection reads nothing more (pipelined requests
- * wait their turn). If the client goes away or the server drops the
- * connection first (http_server_close's deadline), the request stays valid
- * and responding to it sends nothing and frees it; the server never frees a
- * request the handler has not answered. */
+ * thread. Until then the connection parses nothing more (pipelined requests
+ * wait their turn; at most one more read of them is kept). If the client
+ * goes away or the server drops the connection first (http_server_close's
+ * deadline), the request stays valid and responding to it sends nothing and
+ * frees it; the server never frees a request the handler has not answered. */
 typedef void (*http_handler_fn)(struct http_req *req, void *ctx);
 
 /* An extra response header. The server writes Date, Server, Content-Length
@@ -139,8 +139,8 @@ struct http_hdr {
  * PE_CANCELED when the client is gone (nothing sent, req released all the
  * same), PE_USAGE for a second response, or for a bad status, header or
  * length (then a 500 is sent instead). While a request is with the handler
- * its connection is not read, so a client that hangs up is noticed only
- * when the response is written. */
+ * a client that hangs up is noticed only when the response is written (an
+ * EOF that comes meanwhile waits for it). */
 int http_respond(struct http_req *req, int status, const char *content_type, const void *body,
                  size_t len);
 int http_respond_hdrs(struct http_req *req, int status, const char *content_type,
@@ -175,6 +175,10 @@ struct http_server {
     struct http_conn *conns; /* open connections, a doubly linked list */
     uint64_t nconns;         /* in the list, those being answered 503 included */
     char *rbuf;              /* shared read buffer: reads are consumed at once */
+#define HTTP_SPARE_BODIES 16
+    char *spare[HTTP_SPARE_BODIES]; /* body buffers of answered requests, for the next */
+    size_t spare_cap[HTTP_SPARE_BODIES];
+    int nspare;
     int handles;             /* open libuv handles of the server itself */
     bool listening, listener_closing, accept_pending, closing, close_cb_called;
     http_server_close_cb close_cb;
