@@ -9,9 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define STMT_CACHE 48       /* prepared statements kept per queue */
+#define CHECKPOINT_PAGES 1000 /* SQLite's default wal_autocheckpoint */
+
 struct queue {
     sqlite3 *db;
     unsigned inserts;
+    bool relaxed; /* commits do not wait for the disk (queue_relaxed) */
+    /* every statement is prepared once and reset after each use; the key is
+     * the SQL text's address, checked against the text */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    size_t ncached;
 };
 
 static const char *const state_names[] = {"queued", "running", "done", "failed",
@@ -22,9 +33,19 @@ const char *job_state_name(enum job_state s)
     return (unsigned)s < 7 ? state_names[s] : "?";
 }
 
+static const char *const kind_names[] = {"up", "destroy", "sleep", "wake", "warn", "extend"};
+
 const char *job_kind_name(enum job_kind k)
 {
-    return k == JOB_UP ? "up" : "destroy";
+    return (unsigned)k < 6 ? kind_names[k] : "?";
+}
+
+static enum job_kind kind_of(const char *s)
+{
+    for (int i = 0; i < 6; i++)
+        if (s && !strcmp(s, kind_names[i]))
+            return (enum job_kind)i;
+    return JOB_UP;
 }
 
 static enum job_state state_of(const char *s)
@@ -42,11 +63,69 @@ static int dberr(struct queue *q, const char *what, struct err *e)
                    "job queue: %s: %s", what, sqlite3_errmsg(q->db));
 }
 
+/* cached: the prepared statement for sql (one statement), or NULL */
+static sqlite3_stmt *cached(struct queue *q, const char *sql)
+{
+    for (size_t i = 0; i < q->ncached; i++)
+        if (q->cache[i].sql == sql && !strcmp(sqlite3_sql(q->cache[i].st), sql))
+            return q->cache[i].st;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return NULL;
+    if (q->ncached < STMT_CACHE) {
+        q->cache[q->ncached].sql = sql;
+        q->cache[q->ncached++].st = st;
+    }
+    return st;
+}
+
+/* done: a statement's use is over: reset a cached one (and drop its
+ * bindings, which borrow the caller's strings), finalize any other */
+static void done(struct queue *q, sqlite3_stmt *st)
+{
+    for (size_t i = 0; i < q->ncached; i++)
+        if (q->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
 static int exec(struct queue *q, const char *sql, struct err *e)
 {
-    if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (strchr(sql, ';')) { /* several statements: the schema, error paths */
+        if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return dberr(q, sql, e);
+        return 0;
+    }
+    sqlite3_stmt *st = cached(q, sql);
+    if (!st)
         return dberr(q, sql, e);
-    return 0;
+    int r = sqlite3_step(st);
+    int rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : dberr(q, sql, e);
+    done(q, st);
+    return rc;
+}
+
+/* the WAL is checkpointed as SQLite would by itself, except after a relaxed
+ * commit: a checkpoint waits for the disk */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct queue *q = arg;
+    if (!q->relaxed && pages >= CHECKPOINT_PAGES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+int queue_relaxed(struct queue *q, bool on, struct err *e)
+{
+    if (q->relaxed == on)
+        return 0;
+    int rc = exec(q, on ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", e);
+    if (!rc)
+        q->relaxed = on;
+    return rc;
 }
 
 static const char schema_sql[] =
@@ -84,6 +163,7 @@ int queue_open(struct queue **out, const char *path, struct err *e)
         queue_close(q);
         return rc;
     }
+    sqlite3_wal_hook(q->db, wal_hook, q);
     *out = q;
     return 0;
 }
@@ -92,24 +172,24 @@ void queue_close(struct queue *q)
 {
     if (!q)
         return;
+    for (size_t i = 0; i < q->ncached; i++)
+        sqlite3_finalize(q->cache[i].st);
     sqlite3_close(q->db);
     free(q);
 }
 
 static sqlite3_stmt *prep(struct queue *q, const char *sql, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = cached(q, sql);
+    if (!st)
         dberr(q, "prepare", e);
-        return NULL;
-    }
     return st;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC); /* until done() */
     else
         sqlite3_bind_null(st, i);
 }
@@ -118,10 +198,9 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 static int step_done(struct queue *q, sqlite3_stmt *st, const char *what, struct err *e)
 {
     int r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE && r != SQLITE_ROW)
-        return dberr(q, what, e);
-    return 0;
+    int rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : dberr(q, what, e);
+    done(q, st);
+    return rc;
 }
 
 int queue_seen(struct queue *q, const char *hook_id, const char *delivery_id, long long keep_ms,
@@ -151,43 +230,22 @@ int queue_seen(struct queue *q, const char *hook_id, const char *delivery_id, lo
 int queue_pr_newer(struct queue *q, const char *repo, long long number, long long updated_ms,
                    const char *state, bool *newer, struct err *e)
 {
-    int rc = exec(q, "SAVEPOINT q", e);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = prep(q, "SELECT updated FROM prs WHERE repo = ? AND number = ?", e);
-    if (!st) {
-        exec(q, "ROLLBACK TO q; RELEASE q", e);
+    /* one statement: the row is written when there is none or it is not
+     * newer than this event, and whether it was says which */
+    sqlite3_stmt *st = prep(q,
+                            "INSERT INTO prs (repo, number, updated, state) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (repo, number) DO UPDATE SET updated = excluded.updated, "
+                            "state = excluded.state WHERE excluded.updated >= prs.updated",
+                            e);
+    if (!st)
         return e->code;
-    }
     bind_text(st, 1, repo);
     sqlite3_bind_int64(st, 2, number);
-    long long have = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        have = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    *newer = have < 0 || updated_ms >= have;
-    if (*newer) {
-        st = prep(q,
-                  "INSERT INTO prs (repo, number, updated, state) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (repo, number) DO UPDATE SET updated = excluded.updated, "
-                  "state = excluded.state",
-                  e);
-        if (!st) {
-            exec(q, "ROLLBACK TO q; RELEASE q", e);
-            return e->code;
-        }
-        bind_text(st, 1, repo);
-        sqlite3_bind_int64(st, 2, number);
-        sqlite3_bind_int64(st, 3, updated_ms);
-        bind_text(st, 4, state);
-        if ((rc = step_done(q, st, "recording a pull request", e))) {
-            struct err ig = {0};
-            exec(q, "ROLLBACK TO q; RELEASE q", &ig);
-            err_release(&ig);
-            return rc;
-        }
-    }
-    return exec(q, "RELEASE q", e);
+    sqlite3_bind_int64(st, 3, updated_ms);
+    bind_text(st, 4, state);
+    int rc = step_done(q, st, "recording a pull request", e);
+    *newer = !rc && sqlite3_changes(q->db) > 0;
+    return rc;
 }
 
 int queue_push(struct queue *q, const char *env, enum job_kind kind, const char *sha,
@@ -199,22 +257,34 @@ int queue_push(struct queue *q, const char *env, enum job_kind kind, const char 
     int rc = exec(q, "SAVEPOINT q", e);
     if (rc)
         return rc;
-    sqlite3_stmt *st = prep(q,
-                            "UPDATE jobs SET state = 'superseded', updated = ? "
-                            "WHERE env = ? AND state = 'queued'",
-                            e);
-    if (st) {
-        sqlite3_bind_int64(st, 1, now);
-        bind_text(st, 2, env);
-        rc = step_done(q, st, "superseding jobs", e);
-    } else
-        rc = e->code;
+    /* up and destroy replace everything waiting; the reaper's sleep, wake
+     * and warn replace only their own kind of waiting job; an extend
+     * replaces nothing */
+    bool intent = kind == JOB_UP || kind == JOB_DESTROY;
+    if (kind != JOB_EXTEND) {
+        sqlite3_stmt *st = prep(q,
+                                intent ? "UPDATE jobs SET state = 'superseded', updated = ? "
+                                         "WHERE env = ? AND state = 'queued'"
+                                       : "UPDATE jobs SET state = 'superseded', updated = ? "
+                                         "WHERE env = ? AND state = 'queued' "
+                                         "AND kind IN ('sleep', 'wake', 'warn')",
+                                e);
+        if (st) {
+            sqlite3_bind_int64(st, 1, now);
+            bind_text(st, 2, env);
+            rc = step_done(q, st, "superseding jobs", e);
+        } else
+            rc = e->code;
+    }
+    sqlite3_stmt *st;
     if (!rc && kind == JOB_DESTROY) {
-        st = prep(q, "SELECT 1 FROM jobs WHERE env = ? AND state = 'running' AND kind = 'up'", e);
+        st = prep(q,
+                  "SELECT 1 FROM jobs WHERE env = ? AND state = 'running' AND kind != 'destroy'",
+                  e);
         if (st) {
             bind_text(st, 1, env);
             *cancel_running = sqlite3_step(st) == SQLITE_ROW;
-            sqlite3_finalize(st);
+            done(q, st);
         } else
             rc = e->code;
     }
@@ -258,7 +328,7 @@ static void read_job(sqlite3_stmt *st, struct job *j)
     j->id = sqlite3_column_int64(st, 0);
     j->env = col_text(st, 1);
     const char *k = (const char *)sqlite3_column_text(st, 2);
-    j->kind = k && !strcmp(k, "destroy") ? JOB_DESTROY : JOB_UP;
+    j->kind = kind_of(k);
     j->state = state_of((const char *)sqlite3_column_text(st, 3));
     j->sha = col_text(st, 4);
     j->meta = col_text(st, 5);
@@ -272,7 +342,7 @@ static void read_job(sqlite3_stmt *st, struct job *j)
 
 #define JOB_COLS "id, env, kind, state, sha, meta, delivery, attempts, created, updated, not_before, error"
 
-int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, struct err *e)
+static int claim(struct queue *q, int envs_running, struct job *out, bool *got, struct err *e)
 {
     long long now = tm_now_ms();
     *got = false;
@@ -285,7 +355,7 @@ int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, s
         if (!st)
             goto fail;
         int running = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-        sqlite3_finalize(st);
+        done(q, st);
         if (running >= envs_running)
             return exec(q, "RELEASE q", e);
     }
@@ -301,7 +371,7 @@ int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, s
         read_job(st, out);
         *got = true;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     if (*got) {
         st = prep(q, "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? "
                      "WHERE id = ?",
@@ -328,6 +398,27 @@ fail:
     return e->code ? e->code : PE_STATE;
 }
 
+int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, struct err *e)
+{
+    /* outside a batch, the claim does not wait for the disk: lost, it
+     * changes nothing (queue_recover requeues running jobs) */
+    bool relax = !q->relaxed && sqlite3_get_autocommit(q->db);
+    if (relax && queue_relaxed(q, true, e))
+        return e->code;
+    int rc = claim(q, envs_running, out, got, e);
+    if (relax) {
+        struct err ig = {0};
+        if (queue_relaxed(q, false, rc ? &ig : e) && !rc) {
+            if (*got)
+                job_release(out);
+            *got = false;
+            rc = e->code;
+        }
+        err_release(&ig);
+    }
+    return rc;
+}
+
 int queue_finish(struct queue *q, long long id, bool ok, bool transient, const char *error,
                  int max_attempts, struct err *e)
 {
@@ -342,7 +433,7 @@ int queue_finish(struct queue *q, long long id, bool ok, bool transient, const c
         attempts = sqlite3_column_int(st, 0);
         canceled = sqlite3_column_int(st, 1) != 0;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     const char *state;
     long long not_before = 0;
     if (canceled)
@@ -458,7 +549,7 @@ int queue_list_json(struct queue *q, int limit, char **out, struct err *e)
         sb_addc(&b, '}');
         job_release(&j);
     }
-    sqlite3_finalize(st);
+    done(q, st);
     sb_adds(&b, n ? "\n]" : "]");
     *out = sb_steal(&b);
     return 0;
@@ -472,7 +563,7 @@ int queue_counts(struct queue *q, long long counts[7], struct err *e)
         return e->code;
     while (sqlite3_step(st) == SQLITE_ROW)
         counts[state_of((const char *)sqlite3_column_text(st, 0))] = sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
+    done(q, st);
     return 0;
 }
 
@@ -482,7 +573,7 @@ int queue_next_due(struct queue *q, long long *ms, struct err *e)
     if (!st)
         return e->code;
     *ms = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    done(q, st);
     return 0;
 }
 
@@ -501,4 +592,16 @@ void queue_batch_rollback(struct queue *q)
     struct err e = {0};
     exec(q, "ROLLBACK", &e);
     err_release(&e);
+}
+
+int queue_active(struct queue *q, const char *env, bool *active, struct err *e)
+{
+    sqlite3_stmt *st =
+        prep(q, "SELECT 1 FROM jobs WHERE env = ? AND state IN ('queued', 'running') LIMIT 1", e);
+    if (!st)
+        return e->code;
+    bind_text(st, 1, env);
+    *active = sqlite3_step(st) == SQLITE_ROW;
+    done(q, st);
+    return 0;
 }

@@ -19,7 +19,9 @@
 
 struct queue;
 
-enum job_kind { JOB_UP, JOB_DESTROY };
+/* up and destroy are what a PR or a person asks for; sleep, wake and warn
+ * come from the reaper and never replace them */
+enum job_kind { JOB_UP, JOB_DESTROY, JOB_SLEEP, JOB_WAKE, JOB_WARN, JOB_EXTEND };
 enum job_state {
     JOB_QUEUED,     /* waiting for its turn */
     JOB_RUNNING,    /* claimed by a worker */
@@ -57,16 +59,20 @@ int queue_seen(struct queue *q, const char *hook_id, const char *delivery_id, lo
 int queue_pr_newer(struct queue *q, const char *repo, long long number, long long updated_ms,
                    const char *state, bool *newer, struct err *e);
 
-/* queue_push: add an intent for env, superseding what still waits for it; a
- * running job of env gets *cancel_running set when the new intent is a
- * destroy (the caller cancels it at the next resource boundary). */
+/* queue_push: add an intent for env, superseding what still waits for it (up
+ * and destroy replace every waiting job; sleep, wake and warn only waiting
+ * ones of those kinds); a running job of env gets *cancel_running set when
+ * the new intent is a destroy (the caller cancels it at the next resource
+ * boundary). */
 int queue_push(struct queue *q, const char *env, enum job_kind kind, const char *sha,
                const char *meta, const char *delivery, long long *id, bool *cancel_running,
                struct err *e);
 
 /* queue_claim: the oldest runnable job of an env that has nothing running,
  * marked running; *got is false when there is none. envs_running caps how many
- * envs may run at once (0 = no cap). */
+ * envs may run at once (0 = no cap). Outside a batch the claim is committed
+ * relaxed (see queue_relaxed): a claim lost to a power failure changes
+ * nothing, queue_recover requeues running jobs. */
 int queue_claim(struct queue *q, int envs_running, struct job *out, bool *got, struct err *e);
 
 /* queue_finish: record the outcome. On failure, a transient one is retried
@@ -84,8 +90,19 @@ int queue_recover(struct queue *q, int *n, struct err *e);
 int queue_list_json(struct queue *q, int limit, char **out, struct err *e);
 /* queue_counts: jobs per state. */
 int queue_counts(struct queue *q, long long counts[7], struct err *e);
+/* queue_active: does env have a job waiting or running? */
+int queue_active(struct queue *q, const char *env, bool *active, struct err *e);
 /* queue_next_due: the earliest not_before of a waiting job (0 = none). */
 int queue_next_due(struct queue *q, long long *ms, struct err *e);
+
+/* queue_relaxed: with on, the calls that follow commit without waiting for
+ * the disk (and without checkpointing, which would), until
+ * queue_relaxed(q, false): they become durable with the next durable commit,
+ * a checkpoint or queue_close, and a power failure before that loses them.
+ * Only for changes a restart undoes anyway, such as giving back a claimed job
+ * (it would be requeued as running). Statements are prepared once per queue
+ * and kept until queue_close. */
+int queue_relaxed(struct queue *q, bool on, struct err *e);
 
 /* Batches: the calls between begin and commit share one transaction and one
  * fsync (group commit for many deliveries at once). Each call on its own is

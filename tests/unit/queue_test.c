@@ -206,3 +206,28 @@ Test(queue, the_envs_running_cap_holds)
     cr_assert_eq(queue_claim(q, 1, &j, &got, &e), 0);
     cr_assert(!got);
 }
+
+Test(queue, the_reaper_never_supersedes_a_waiting_deploy)
+{
+    struct job j;
+    push("pr-1", JOB_UP, "a", NULL);
+    cr_assert(claim(&j));
+    push("pr-1", JOB_UP, "b", NULL); /* waits behind the running one */
+    push("pr-1", JOB_SLEEP, NULL, NULL);
+    push("pr-1", JOB_WAKE, NULL, NULL); /* replaces the sleep, not the up */
+    struct err e = {0};
+    queue_finish(q, j.id, true, false, NULL, 3, &e);
+    job_release(&j);
+    struct job k, l;
+    cr_assert(claim(&k));
+    cr_assert_eq(k.kind, JOB_UP);
+    cr_assert_str_eq(k.sha, "b");
+    queue_finish(q, k.id, true, false, NULL, 3, &e);
+    cr_assert(claim(&l));
+    cr_assert_eq(l.kind, JOB_WAKE);
+    job_release(&k);
+    job_release(&l);
+    long long counts[7];
+    queue_counts(q, counts, &e);
+    cr_assert_eq(counts[JOB_SUPERSEDED], 1, "only the sleep was replaced");
+}
