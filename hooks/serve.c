@@ -13,9 +13,11 @@
 #include "hooks/github.h"
 #include "hooks/queue.h"
 #include "hooks/report.h"
+#include "ttl/reap.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,6 +53,7 @@ struct job_run {
     struct op_env *oe; /* while open; guarded by sv->mu */
     bool cancel;       /* asked before the env was open */
     long long t0;
+    char *finish_error; /* recording its end failed */
     struct job_run *next;
 };
 
@@ -60,11 +63,18 @@ struct serve {
     struct http_server http;
     uv_signal_t sigint, sigterm;
     uv_async_t wake;
-    uv_timer_t tick, stop_timer;
+    uv_timer_t tick, stop_timer, reap_timer, sweep_timer;
+    uv_fs_event_t state_watch; /* the CLI changed an env: look again */
+    bool watching;
     struct project *proj;
     struct gh_policy policy;
     FILE *log;
     pthread_mutex_t log_mu;
+    /* log lines of one loop iteration, written at its end (log_flush) */
+    struct sb logbuf;
+    bool log_buffered;
+    pthread_t loop_thread;
+    uv_prepare_t log_flush;
     /* the queue: one SQLite handle, used by the loop thread and the flush
      * worker, never both at once (qmu) */
     struct queue *q;
@@ -73,6 +83,10 @@ struct serve {
     struct intake *batch, **batch_tail, *flushing;
     bool flush_busy;
     uv_work_t flush_work;
+    /* jobs that ended, their end to be recorded by the next flush; those
+     * the flush in progress records */
+    struct job_run *ended, **ended_tail, *ending;
+    bool sched_again; /* schedule() waited for the flush in progress */
     /* jobs */
     pthread_mutex_t mu;
     struct job_run *running, *finished;
@@ -119,6 +133,18 @@ static void kv_value(struct sb *b, const char *v)
     sb_addc(b, '"');
 }
 
+#define LOG_BUF_MAX (256 * 1024)
+
+/* log_write: the buffered lines, under log_mu */
+static void log_write(struct serve *sv)
+{
+    if (!sv->logbuf.len)
+        return;
+    fwrite(sv->logbuf.buf, 1, sv->logbuf.len, sv->log);
+    fflush(sv->log);
+    sb_reset(&sv->logbuf);
+}
+
 /* slog: level, message, then NULL-terminated key, value pairs */
 static void slog(struct serve *sv, const char *level, const char *msg, ...)
 {
@@ -126,7 +152,9 @@ static void slog(struct serve *sv, const char *level, const char *msg, ...)
     sb_init(&b);
     sb_adds(&b, "ts=");
     tm_rfc3339(&b, tm_now_ms());
-    sb_addf(&b, " level=%s msg=", level);
+    sb_adds(&b, " level=");
+    sb_adds(&b, level);
+    sb_adds(&b, " msg=");
     kv_value(&b, msg);
     va_list ap;
     va_start(ap, msg);
@@ -137,16 +165,36 @@ static void slog(struct serve *sv, const char *level, const char *msg, ...)
         const char *v = va_arg(ap, const char *);
         if (!v)
             continue;
-        sb_addf(&b, " %s=", k);
+        sb_addc(&b, ' ');
+        sb_adds(&b, k);
+        sb_addc(&b, '=');
         kv_value(&b, v);
     }
     va_end(ap);
     sb_addc(&b, '\n');
     pthread_mutex_lock(&sv->log_mu);
-    fputs(b.buf, sv->log);
-    fflush(sv->log);
+    /* on the loop thread while it runs, lines wait for the end of the loop
+     * iteration (log_flush_cb: one write for all of them); elsewhere they
+     * are written at once, after those waiting */
+    if (sv->log_buffered && pthread_equal(pthread_self(), sv->loop_thread) &&
+        sv->logbuf.len + b.len <= LOG_BUF_MAX) {
+        sb_add(&sv->logbuf, b.buf, b.len);
+    } else {
+        log_write(sv);
+        fwrite(b.buf, 1, b.len, sv->log);
+        fflush(sv->log);
+    }
     pthread_mutex_unlock(&sv->log_mu);
     sb_release(&b);
+}
+
+/* log_flush_cb: the loop is about to wait for I/O: write what it logged */
+static void log_flush_cb(uv_prepare_t *h)
+{
+    struct serve *sv = h->data;
+    pthread_mutex_lock(&sv->log_mu);
+    log_write(sv);
+    pthread_mutex_unlock(&sv->log_mu);
 }
 
 /* ---- responses ---- */
@@ -170,6 +218,9 @@ static void respond_error(struct http_req *req, int status, const char *msg)
 /* ---- jobs ---- */
 
 static void schedule(struct serve *sv);
+static void start_flush(struct serve *sv);
+static void reap_run(struct serve *sv);
+static void cancel_running(struct serve *sv, const char *env, const char *why);
 
 static void job_on_open(void *ctx, struct op_env *oe)
 {
@@ -199,7 +250,7 @@ static struct val *meta_pr(const char *meta)
     struct val *v = val_from_cjson(j);
     cJSON_Delete(j);
     struct val *pr = val_map(NULL);
-    static const char *const keys[] = {"number", "sha", "branch", "author", "title", NULL};
+    static const char *const keys[] = {"number", "sha", "branch", "author", "title", "repo", NULL};
     for (size_t i = 0; keys[i]; i++) {
         struct val *x = val_map_get(v, keys[i]);
         if (x)
@@ -302,6 +353,16 @@ static void split_item(const char *s, char **name, char **type)
     *type = end ? xstrndup(sp + 2, (size_t)(end - sp - 2)) : xstrdup(sp + 2);
 }
 
+/* the reaper's reason, from a job's metadata; caller frees */
+static char *meta_reason(const struct job *j)
+{
+    cJSON *m = j->meta ? cJSON_Parse(j->meta) : NULL;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "reason");
+    char *s = cJSON_IsString(r) ? xstrdup(r->valuestring) : NULL;
+    cJSON_Delete(m);
+    return s;
+}
+
 static void report_end_job(struct serve *sv, const struct job *j, const struct op_result *res)
 {
     struct pr_ref p;
@@ -309,6 +370,43 @@ static void report_end_job(struct serve *sv, const struct job *j, const struct o
         return;
     struct report_pr pr = {p.repo, p.number, p.sha, p.env};
     struct err e = {0};
+    if (j->kind == JOB_SLEEP || j->kind == JOB_WAKE || j->kind == JOB_EXTEND) {
+        pr_ref_release(&p);
+        return; /* the log says it; the PR needs no comment each night */
+    }
+    if (j->kind == JOB_WARN) {
+        if (res->rc) {
+            pr_ref_release(&p);
+            return;
+        }
+        struct st_summary sm = {0};
+        struct err se = {0};
+        state_summary(&sm, sv->proj->state_dir, j->env, &se);
+        err_release(&se);
+        char *reason = meta_reason(j);
+        /* the reason reads "expires at <time> (ttl)" */
+        char *desc = xasprintf("Expires soon: %s; comment /prenv extend 24h to keep it",
+                               reason && !strncmp(reason, "expires ", 8) ? reason + 8
+                               : reason                                   ? reason
+                                                                          : "");
+        char *clip = report_clip(desc, REPORT_DESC_MAX);
+        struct report_result rr = {.ok = true,
+                                   .url = sm.url,
+                                   .description = clip,
+                                   .expires_ms = st_summary_expiry(&sm, NULL, 0)};
+        struct report_pr wpr = {p.repo, p.number, sm.sha ? sm.sha : p.sha, p.env};
+        struct report_ctx *rc = report_ctx_new(sv, j->env, "expiry warning");
+        if (!wpr.sha || report_deploy_done(sv->rep, &wpr, &rr, report_done_cb, rc, &e)) {
+            report_done_cb(&e, rc);
+            err_release(&e);
+        }
+        free(clip);
+        free(desc);
+        free(reason);
+        st_summary_release(&sm);
+        pr_ref_release(&p);
+        return;
+    }
     if (j->kind == JOB_UP) {
         if (res->rc == PE_CANCELED) {
             pr_ref_release(&p);
@@ -329,7 +427,7 @@ static void report_end_job(struct serve *sv, const struct job *j, const struct o
             .url = url,
             .log_url = log_url,
             .description = desc,
-            .expires_ms = sm.expires_ms,
+            .expires_ms = st_summary_expiry(&sm, NULL, 0),
         };
         struct report_ctx *rc = report_ctx_new(sv, j->env, "deploy done");
         if (report_deploy_done(sv->rep, &pr, &rr, report_done_cb, rc, &e)) {
@@ -350,7 +448,10 @@ static void report_end_job(struct serve *sv, const struct job *j, const struct o
             items[i] = (struct report_item){strs[2 * i], strs[2 * i + 1], i < nr,
                                             i < nr ? NULL : (res->error ? res->error : "left")};
         }
-        struct report_receipt rec = {items, nr + nl, NULL};
+        char *reason = meta_reason(j);
+        char *rdesc = reason ? xasprintf("Preview environment removed (%s)", reason) : NULL;
+        char *rclip = rdesc ? report_clip(rdesc, REPORT_DESC_MAX) : NULL;
+        struct report_receipt rec = {items, nr + nl, rclip};
         struct report_ctx *rc = report_ctx_new(sv, j->env, "teardown");
         if (report_teardown(sv->rep, &pr, &rec, report_done_cb, rc, &e)) {
             report_done_cb(&e, rc);
@@ -360,6 +461,9 @@ static void report_end_job(struct serve *sv, const struct job *j, const struct o
             free(strs[i]);
         free(strs);
         free(items);
+        free(rclip);
+        free(rdesc);
+        free(reason);
     }
     pr_ref_release(&p);
 }
@@ -380,15 +484,48 @@ static void *job_thread(void *arg)
         .on_close = job_on_close,
         .open_ctx = jr,
     };
-    if (jr->job.kind == JOB_UP) {
+    switch (jr->job.kind) {
+    case JOB_UP: {
         struct val *pr = meta_pr(jr->job.meta);
         oo.sha = jr->job.sha;
         const char *author = pr ? val_map_str(pr, "author", NULL) : NULL;
         oo.owner = author;
         op_run_up(jr->job.env, &oo, pr, &jr->res);
         val_free(pr);
-    } else {
+        break;
+    }
+    case JOB_DESTROY:
         op_run_destroy(jr->job.env, &oo, &jr->res);
+        break;
+    case JOB_SLEEP: {
+        cJSON *m = jr->job.meta ? cJSON_Parse(jr->job.meta) : NULL;
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(m, "sleep");
+        op_run_sleep(jr->job.env, cJSON_IsString(w) ? w->valuestring : "manual", &oo, &jr->res);
+        cJSON_Delete(m);
+        break;
+    }
+    case JOB_WAKE:
+        op_run_wake(jr->job.env, 0, &oo, &jr->res);
+        break;
+    case JOB_WARN:
+        op_run_warned(jr->job.env, &oo, &jr->res);
+        break;
+    case JOB_EXTEND: {
+        cJSON *m = jr->job.meta ? cJSON_Parse(jr->job.meta) : NULL;
+        const cJSON *by = cJSON_GetObjectItemCaseSensitive(m, "by_ms");
+        struct err e = {0};
+        struct op_env *oe = NULL;
+        memset(&jr->res, 0, sizeof jr->res);
+        if (op_open(&oe, jr->job.env, OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, &oo, &e) ||
+            op_extend(oe, cJSON_IsNumber(by) ? (long long)by->valuedouble : 0, 0, &e)) {
+            jr->res.rc = e.code;
+            jr->res.error = xstrdup(e.msg ? e.msg : "failed");
+            err_release(&e);
+        }
+        op_close(oe);
+        cJSON_Delete(m);
+        break;
+    }
     }
     free(cmdline);
     pthread_mutex_lock(&sv->mu);
@@ -405,8 +542,27 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
+static const char *job_started(enum job_kind k)
+{
+    static const char *const s[] = {"bringing up", "destroying", "putting to sleep", "waking",
+                                     "recording the expiry warning", "extending"};
+    return (unsigned)k < 6 ? s[k] : "?";
+}
+
+static const char *job_ended(enum job_kind k, bool ok)
+{
+    static const char *const s[] = {"environment up",    "environment destroyed",
+                                    "environment asleep", "environment awake",
+                                    "expiry warning recorded", "expiry extended"};
+    static const char *const f[] = {"up failed",   "destroy failed",  "sleep failed",
+                                    "wake failed", "warning failed", "extend failed"};
+    return (unsigned)k < 6 ? (ok ? s[k] : f[k]) : "?";
+}
+
 static void job_observe(struct serve *sv, struct job_run *jr)
 {
+    if (jr->job.kind != JOB_UP && jr->job.kind != JOB_DESTROY)
+        return;
     int k = jr->job.kind == JOB_UP ? 0 : 1;
     double secs = (double)(tm_mono_ms() - jr->t0) / 1000.0;
     sv->job_count[k]++;
@@ -428,39 +584,444 @@ static void wake_cb(uv_async_t *h)
         struct job_run *jr = done;
         done = jr->next;
         pthread_join(jr->thread, NULL);
-        sv->nrunning--;
         job_observe(sv, jr);
-        bool ok = jr->res.rc == 0;
-        struct err e = {0};
-        pthread_mutex_lock(&sv->qmu);
-        if (queue_finish(sv->q, jr->job.id, ok, jr->res.transient, jr->res.error,
-                         sv->proj->serve.max_attempts, &e))
-            slog(sv, "error", "cannot record a job's end", "job_env", jr->job.env, "error", e.msg,
-                 NULL);
-        pthread_mutex_unlock(&sv->qmu);
-        err_release(&e);
-        char id[32], ms[32];
-        snprintf(id, sizeof id, "%lld", jr->job.id);
-        snprintf(ms, sizeof ms, "%lld", jr->res.ms);
-        if (ok)
-            slog(sv, "info", jr->job.kind == JOB_UP ? "environment up" : "environment destroyed",
-                 "env", jr->job.env, "job", id, "delivery", jr->job.delivery, "sha", jr->job.sha,
-                 "duration_ms", ms, NULL);
-        else
-            slog(sv, "error", jr->job.kind == JOB_UP ? "up failed" : "destroy failed", "env",
-                 jr->job.env, "job", id, "delivery", jr->job.delivery, "error", jr->res.error,
-                 "retry", jr->res.transient ? "yes" : "no", NULL);
-        report_end_job(sv, &jr->job, &jr->res);
-        op_result_release(&jr->res);
-        job_release(&jr->job);
-        free(jr);
+        /* its end is written by the next flush, on the thread pool (no
+         * commit waits for the disk on this thread); job_end follows */
+        jr->next = NULL;
+        *sv->ended_tail = jr;
+        sv->ended_tail = &jr->next;
     }
-    schedule(sv);
+    start_flush(sv);
+}
+
+/* job_end: a job's end is recorded (or could not be): log, report, free */
+static void job_end(struct serve *sv, struct job_run *jr)
+{
+    sv->nrunning--;
+    bool ok = jr->res.rc == 0;
+    if (jr->finish_error)
+        slog(sv, "error", "cannot record a job's end", "job_env", jr->job.env, "error",
+             jr->finish_error, NULL);
+    char id[32], ms[32];
+    snprintf(id, sizeof id, "%lld", jr->job.id);
+    snprintf(ms, sizeof ms, "%lld", jr->res.ms);
+    if (ok)
+        slog(sv, "info", job_ended(jr->job.kind, true), "env", jr->job.env, "job", id, "delivery",
+             jr->job.delivery, "sha", jr->job.sha, "duration_ms", ms, NULL);
+    else
+        slog(sv, "error", job_ended(jr->job.kind, false), "env", jr->job.env, "job", id,
+             "delivery", jr->job.delivery, "error", jr->res.error, "retry",
+             jr->res.transient ? "yes" : "no", NULL);
+    report_end_job(sv, &jr->job, &jr->res);
+    op_result_release(&jr->res);
+    job_release(&jr->job);
+    free(jr->finish_error);
+    free(jr);
 }
 
 static void tick_cb(uv_timer_t *t)
 {
     schedule(t->data);
+}
+
+static void reap_run(struct serve *sv);
+
+static void reap_cb(uv_timer_t *t)
+{
+    reap_run(t->data);
+}
+
+/* a state file changed (`prenv env extend`, `env up --ttl` from a shell, or
+ * our own jobs): decide again within a second — sooner if already due */
+static void state_changed(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    (void)file;
+    (void)events;
+    (void)status;
+    struct serve *sv = h->data;
+    if (sv->stopping)
+        return;
+    if (uv_timer_get_due_in(&sv->reap_timer) > 1000 || !uv_is_active((uv_handle_t *)&sv->reap_timer))
+        uv_timer_start(&sv->reap_timer, reap_cb, 1000, 0);
+}
+
+/* queue a job from prenv itself (reaper, sweeper, PR comments) */
+static void push_job(struct serve *sv, const char *env, enum job_kind kind, const char *reason,
+                     const char *repo, long long number, const char *extra)
+{
+    struct sb m;
+    sb_init(&m);
+    sb_adds(&m, "{\"source\": \"prenv\", \"reason\": ");
+    sb_add_json_str(&m, reason);
+    if (repo) {
+        sb_adds(&m, ", \"repo\": ");
+        sb_add_json_str(&m, repo);
+        sb_addf(&m, ", \"number\": %lld", number);
+    }
+    if (extra)
+        sb_addf(&m, ", %s", extra);
+    sb_addc(&m, '}');
+    long long id = 0;
+    bool cancel = false;
+    struct err e = {0};
+    pthread_mutex_lock(&sv->qmu);
+    int rc = queue_push(sv->q, env, kind, NULL, m.buf, NULL, &id, &cancel, &e);
+    pthread_mutex_unlock(&sv->qmu);
+    if (rc) {
+        slog(sv, "error", "cannot queue a job", "env", env, "error", e.msg, NULL);
+        err_release(&e);
+    } else if (cancel) {
+        cancel_running(sv, env, reason);
+    }
+    sb_release(&m);
+    schedule(sv);
+}
+
+/* ---- the PR sweeper: a close webhook that never arrived ---- */
+
+struct sweep_ctx {
+    struct serve *sv;
+    char *env, *repo;
+    long long number;
+};
+
+static void sweep_answer(int status, const char *body, size_t len, struct err *e, void *ctx)
+{
+    struct sweep_ctx *c = ctx;
+    struct serve *sv = c->sv;
+    char num[32];
+    snprintf(num, sizeof num, "%lld", c->number);
+    if (e && e->code) {
+        if (e->code != PE_CANCELED)
+            slog(sv, "warn", "sweeper: GitHub did not answer; nothing is destroyed", "env", c->env,
+                 "pr", num, "error", e->msg, NULL);
+    } else if (status == 404) {
+        slog(sv, "warn",
+             "sweeper: GitHub does not know this pull request (404: deleted, renamed, or no "
+             "access); nothing is destroyed",
+             "env", c->env, "pr", num, "repo", c->repo, NULL);
+    } else if (status != 200) {
+        slog(sv, "warn", "sweeper: unexpected answer; nothing is destroyed", "env", c->env, "pr",
+             num, NULL);
+    } else {
+        /* only an explicit, well-formed "closed" for this very PR counts */
+        cJSON *j = cJSON_ParseWithLength(body, len);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "state");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "number");
+        bool closed = cJSON_IsString(st) && !strcmp(st->valuestring, "closed") &&
+                      cJSON_IsNumber(n) && (long long)n->valuedouble == c->number;
+        bool open = cJSON_IsString(st) && !strcmp(st->valuestring, "open");
+        if (closed && !sv->stopping) {
+            slog(sv, "info", "sweeper: the pull request is closed; destroying its preview", "env",
+                 c->env, "pr", num, NULL);
+            push_job(sv, c->env, JOB_DESTROY, "the pull request is closed (found by the sweeper)",
+                     c->repo, c->number, NULL);
+        } else if (!open) {
+            slog(sv, "warn", "sweeper: an answer that does not look right; nothing is destroyed",
+                 "env", c->env, "pr", num, NULL);
+        }
+        cJSON_Delete(j);
+    }
+    free(c->env);
+    free(c->repo);
+    free(c);
+}
+
+static void sweep_cb(uv_timer_t *t)
+{
+    struct serve *sv = t->data;
+    if (sv->stopping || !reporting(sv))
+        return;
+    char **names = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (!state_list(&names, &n, sv->proj->state_dir, &e))
+        for (size_t i = 0; i < n; i++) {
+            struct st_summary s;
+            struct err se = {0};
+            if (state_summary(&s, sv->proj->state_dir, names[i], &se)) {
+                err_release(&se);
+                continue;
+            }
+            if (s.pr_repo && s.pr_number > 0 && s.status && strcmp(s.status, "destroying")) {
+                struct sweep_ctx *c = xcalloc(1, sizeof *c);
+                c->sv = sv;
+                c->env = xstrdup(s.env);
+                c->repo = xstrdup(s.pr_repo);
+                c->number = s.pr_number;
+                char *path = xasprintf("/repos/%s/pulls/%lld", s.pr_repo, s.pr_number);
+                if (report_api(sv->rep, "GET", path, NULL, true, sweep_answer, c, &se)) {
+                    free(c->env);
+                    free(c->repo);
+                    free(c);
+                    err_release(&se);
+                }
+                free(path);
+            }
+            st_summary_release(&s);
+        }
+    err_release(&e);
+    state_names_free(names, n);
+}
+
+/* ---- /prenv commands in PR comments ---- */
+
+struct cmd_ctx_pr {
+    struct serve *sv;
+    char *repo, *login, *verb, *arg, *env;
+    long long number, comment_id;
+};
+
+static void cmdpr_free(struct cmd_ctx_pr *c)
+{
+    free(c->repo);
+    free(c->login);
+    free(c->verb);
+    free(c->arg);
+    free(c->env);
+    free(c);
+}
+
+static void ignore_answer(int status, const char *body, size_t len, struct err *e, void *ctx)
+{
+    (void)status;
+    (void)body;
+    (void)len;
+    struct serve *sv = ctx;
+    if (e && e->code && e->code != PE_CANCELED)
+        slog(sv, "warn", "cannot answer a PR comment", "error", e->msg, NULL);
+}
+
+static void cmdpr_answer(struct cmd_ctx_pr *c, const char *reaction, const char *reply)
+{
+    struct err e = {0};
+    char *path = xasprintf("/repos/%s/issues/comments/%lld/reactions", c->repo, c->comment_id);
+    char *body = xasprintf("{\"content\": \"%s\"}", reaction);
+    if (report_api(c->sv->rep, "POST", path, body, false, ignore_answer, c->sv, &e))
+        err_release(&e);
+    free(path);
+    free(body);
+    if (reply) {
+        struct sb b;
+        sb_init(&b);
+        sb_adds(&b, "{\"body\": ");
+        sb_add_json_str(&b, reply);
+        sb_addc(&b, '}');
+        path = xasprintf("/repos/%s/issues/%lld/comments", c->repo, c->number);
+        if (report_api(c->sv->rep, "POST", path, b.buf, false, ignore_answer, c->sv, &e))
+            err_release(&e);
+        free(path);
+        sb_release(&b);
+    }
+}
+
+static void cmdpr_permission(int status, const char *body, size_t len, struct err *e, void *ctx)
+{
+    struct cmd_ctx_pr *c = ctx;
+    struct serve *sv = c->sv;
+    if ((e && e->code) || status != 200) {
+        slog(sv, "warn", "PR command: cannot check the commenter's permission; ignored", "env",
+             c->env, "login", c->login, "error", e && e->code ? e->msg : NULL, NULL);
+        cmdpr_free(c);
+        return;
+    }
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "permission");
+    bool allowed = cJSON_IsString(p) && (!strcmp(p->valuestring, "admin") ||
+                                         !strcmp(p->valuestring, "maintain") ||
+                                         !strcmp(p->valuestring, "write"));
+    cJSON_Delete(j);
+    if (!allowed) {
+        slog(sv, "warn", "PR command refused: the commenter cannot write to the repository",
+             "env", c->env, "login", c->login, "command", c->verb, NULL);
+        char *r = xasprintf("prenv: `/prenv %s` needs write access to the repository.", c->verb);
+        cmdpr_answer(c, "-1", r);
+        free(r);
+        cmdpr_free(c);
+        return;
+    }
+    slog(sv, "info", "PR command", "env", c->env, "login", c->login, "command", c->verb, "arg",
+         c->arg, NULL);
+    char *reason = xasprintf("/prenv %s%s%s by %s", c->verb, c->arg ? " " : "",
+                             c->arg ? c->arg : "", c->login);
+    if (!strcmp(c->verb, "destroy"))
+        push_job(sv, c->env, JOB_DESTROY, reason, c->repo, c->number, NULL);
+    else if (!strcmp(c->verb, "sleep"))
+        push_job(sv, c->env, JOB_SLEEP, reason, c->repo, c->number, "\"sleep\": \"manual\"");
+    else if (!strcmp(c->verb, "wake"))
+        push_job(sv, c->env, JOB_WAKE, reason, c->repo, c->number, NULL);
+    else {
+        long long ms = 0;
+        const char *why = NULL;
+        dur_parse(c->arg, &ms, &why);
+        char *extra = xasprintf("\"by_ms\": %lld", ms);
+        push_job(sv, c->env, JOB_EXTEND, reason, c->repo, c->number, extra);
+        free(extra);
+    }
+    free(reason);
+    cmdpr_answer(c, "+1", NULL);
+    cmdpr_free(c);
+}
+
+/* an issue_comment delivery: `/prenv extend 24h|sleep|wake|destroy` on a PR */
+static void on_pr_comment(struct serve *sv, struct http_req *req)
+{
+    cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(j, "action");
+    const cJSON *issue = cJSON_GetObjectItemCaseSensitive(j, "issue");
+    const cJSON *comment = cJSON_GetObjectItemCaseSensitive(j, "comment");
+    const cJSON *repo = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "repository"), "full_name");
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(comment, "body");
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(comment, "id");
+    const cJSON *login = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(comment, "user"), "login");
+    const cJSON *num = cJSON_GetObjectItemCaseSensitive(issue, "number");
+    const char *why = NULL;
+    if (!cJSON_IsString(action) || strcmp(action->valuestring, "created") != 0)
+        why = "only new comments carry commands";
+    else if (!cJSON_GetObjectItemCaseSensitive(issue, "pull_request"))
+        why = "not a pull request";
+    else if (!cJSON_IsString(body) || strncmp(body->valuestring, "/prenv ", 7) != 0)
+        why = "no /prenv command";
+    else if (!cJSON_IsString(repo) || !cJSON_IsNumber(num) || !cJSON_IsNumber(cid) ||
+             !cJSON_IsString(login))
+        why = "the comment lacks repository, number, id or author";
+    else if (!reporting(sv))
+        why = "PR commands need GitHub credentials (PRENV_GITHUB_TOKEN or an App)";
+    char verb[16] = "", arg[32] = "";
+    if (!why) {
+        /* the command is the first line: verb and at most one argument */
+        const char *p = body->valuestring + 7;
+        size_t vl = strcspn(p, " \r\n");
+        if (vl && vl < sizeof verb)
+            memcpy(verb, p, vl);
+        p += vl;
+        while (*p == ' ')
+            p++;
+        size_t al = strcspn(p, " \r\n");
+        if (al && al < sizeof arg)
+            memcpy(arg, p, al);
+        long long ms;
+        const char *dwhy;
+        if (strcmp(verb, "extend") && strcmp(verb, "sleep") && strcmp(verb, "wake") &&
+            strcmp(verb, "destroy"))
+            why = "unknown /prenv command (extend DUR, sleep, wake, destroy)";
+        else if (!strcmp(verb, "extend") && (!*arg || !dur_parse(arg, &ms, &dwhy)))
+            why = "/prenv extend needs a duration such as 24h";
+    }
+    if (why) {
+        sv->hooks_ignored++;
+        struct sb b;
+        sb_init(&b);
+        sb_adds(&b, "{\"result\": \"ignored\", \"reason\": ");
+        sb_add_json_str(&b, why);
+        sb_adds(&b, "}\n");
+        respond_json(req, 202, b.buf);
+        sb_release(&b);
+        cJSON_Delete(j);
+        return;
+    }
+    struct cmd_ctx_pr *c = xcalloc(1, sizeof *c);
+    c->sv = sv;
+    c->repo = xstrdup(repo->valuestring);
+    c->login = xstrdup(login->valuestring);
+    c->verb = xstrdup(verb);
+    c->arg = *arg ? xstrdup(arg) : NULL;
+    c->number = (long long)num->valuedouble;
+    c->comment_id = (long long)cid->valuedouble;
+    c->env = project_preview_name(sv->proj, c->number);
+    cJSON_Delete(j);
+    /* the commenter must be able to write to the repository */
+    char *enc = xasprintf("/repos/%s/collaborators/%s/permission", c->repo, c->login);
+    struct err e = {0};
+    bool safe = str_is_ident(c->login) || strspn(c->login, "abcdefghijklmnopqrstuvwxyz"
+                                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
+                                              strlen(c->login);
+    if (!safe || report_api(sv->rep, "GET", enc, NULL, false, cmdpr_permission, c, &e)) {
+        err_release(&e);
+        cmdpr_free(c);
+        respond_error(req, 400, "a login GitHub would not send");
+        free(enc);
+        return;
+    }
+    free(enc);
+    respond_json(req, 202, "{\"result\": \"command received\"}\n");
+}
+
+/* the reaper: decide for every env now, queue what is due (behind anything
+ * else for that env), and sleep until the next event — no polling */
+static void reap_run(struct serve *sv)
+{
+    if (sv->stopping)
+        return;
+    long long now = tm_now_ms();
+    struct reap_plan plan;
+    struct err e = {0};
+    if (reap_plan(&plan, sv->proj, now, &e)) {
+        slog(sv, "error", "the reaper cannot read the environments", "error", e.msg, NULL);
+        err_release(&e);
+        uv_timer_start(&sv->reap_timer, reap_cb, 60000, 0);
+        return;
+    }
+    bool queued = false;
+    for (size_t i = 0; i < plan.n; i++) {
+        const struct reap_item *it = &plan.items[i];
+        bool active = false;
+        pthread_mutex_lock(&sv->qmu);
+        queue_active(sv->q, it->env, &active, &e);
+        pthread_mutex_unlock(&sv->qmu);
+        err_release(&e);
+        if (active)
+            continue; /* its jobs run first; the reaper looks again after them */
+        struct sb m;
+        sb_init(&m);
+        sb_adds(&m, "{\"source\": \"reaper\", \"reason\": ");
+        sb_add_json_str(&m, it->why);
+        if (it->sleep_why) {
+            sb_adds(&m, ", \"sleep\": ");
+            sb_add_json_str(&m, it->sleep_why);
+        }
+        if (it->repo) {
+            sb_adds(&m, ", \"repo\": ");
+            sb_add_json_str(&m, it->repo);
+            sb_addf(&m, ", \"number\": %lld", it->number);
+        }
+        sb_addc(&m, '}');
+        static const enum job_kind kinds[] = {JOB_DESTROY, JOB_WARN, JOB_SLEEP, JOB_WAKE};
+        long long id = 0;
+        bool cancel = false;
+        pthread_mutex_lock(&sv->qmu);
+        int rc = queue_push(sv->q, it->env, kinds[it->action], NULL, m.buf, NULL, &id, &cancel, &e);
+        pthread_mutex_unlock(&sv->qmu);
+        sb_release(&m);
+        if (rc) {
+            slog(sv, "error", "the reaper cannot queue a job", "env", it->env, "error", e.msg, NULL);
+            err_release(&e);
+            continue;
+        }
+        slog(sv, it->action == REAP_WARN ? "warn" : "info",
+             it->action == REAP_DESTROY ? "expired: destroying"
+             : it->action == REAP_WARN  ? "expires soon"
+             : it->action == REAP_SLEEP ? "going to sleep"
+                                        : "waking up",
+             "env", it->env, "reason", it->why, NULL);
+        queued = true;
+    }
+    long long next = plan.next_ms;
+    reap_plan_release(&plan);
+    if (queued)
+        schedule(sv);
+    /* wake at the next event; look again within the hour whatever happens
+     * (the wall clock may have been set, or the machine suspended) */
+    uv_update_time(&sv->loop);
+    now = tm_now_ms();
+    long long wait = next == LLONG_MAX ? 3600000 : next - now;
+    if (wait < 0)
+        wait = 0;
+    if (wait > 3600000)
+        wait = 3600000;
+    uv_timer_start(&sv->reap_timer, reap_cb, (uint64_t)wait, 0);
 }
 
 /* previews over previews.max wait in the queue */
@@ -507,6 +1068,13 @@ static void schedule(struct serve *sv)
 {
     if (sv->stopping)
         return;
+    if (sv->flush_busy) {
+        /* the thread pool is writing the queue: flush_done_cb comes back
+         * here, rather than this thread waiting for the lock */
+        sv->sched_again = true;
+        return;
+    }
+    sv->sched_again = false;
     while (sv->nrunning < sv->proj->serve.concurrency) {
         struct job j;
         bool got = false;
@@ -514,8 +1082,11 @@ static void schedule(struct serve *sv)
         pthread_mutex_lock(&sv->qmu);
         int rc = queue_claim(sv->q, sv->proj->serve.concurrency, &j, &got, &e);
         if (!rc && got && over_preview_cap(sv, &j)) {
-            /* back into the queue, without counting an attempt */
+            /* back into the queue, without counting an attempt (relaxed, as
+             * the claim: a restart would requeue it all the same) */
+            queue_relaxed(sv->q, true, &e);
             queue_finish(sv->q, j.id, false, true, "waiting: previews.max reached", 1000000, &e);
+            queue_relaxed(sv->q, false, &e);
             pthread_mutex_unlock(&sv->qmu);
             err_release(&e);
             bool told = false;
@@ -552,8 +1123,10 @@ static void schedule(struct serve *sv)
         sv->nrunning++;
         char id[32];
         snprintf(id, sizeof id, "%lld", j.id);
-        slog(sv, "info", j.kind == JOB_UP ? "bringing up" : "destroying", "env", j.env, "job", id,
-             "delivery", j.delivery, "sha", j.sha, NULL);
+        char *why = meta_reason(&j);
+        slog(sv, "info", job_started(j.kind), "env", j.env, "job", id, "delivery", j.delivery,
+             "sha", j.sha, "reason", why, NULL);
+        free(why);
         report_start_job(sv, &jr->job, NULL);
         if (pthread_create(&jr->thread, NULL, job_thread, jr) != 0) {
             pthread_mutex_lock(&sv->mu);
@@ -624,6 +1197,17 @@ static void flush_work_cb(uv_work_t *w)
     struct serve *sv = w->data;
     struct err e = {0};
     pthread_mutex_lock(&sv->qmu);
+    /* the ends of jobs, each in its own transaction as before */
+    for (struct job_run *jr = sv->ending; jr; jr = jr->next) {
+        if (queue_finish(sv->q, jr->job.id, jr->res.rc == 0, jr->res.transient, jr->res.error,
+                         sv->proj->serve.max_attempts, &e))
+            jr->finish_error = xstrdup(e.msg ? e.msg : "queue error");
+        err_release(&e);
+    }
+    if (!sv->flushing) {
+        pthread_mutex_unlock(&sv->qmu);
+        return;
+    }
     int rc = queue_batch_begin(sv->q, &e);
     for (struct intake *in = sv->flushing; !rc && in; in = in->next) {
         if (in->delivery) {
@@ -670,7 +1254,9 @@ static void flush_done_cb(uv_work_t *w, int status)
     struct serve *sv = w->data;
     (void)status;
     struct intake *list = sv->flushing;
+    struct job_run *ended = sv->ending;
     sv->flushing = NULL;
+    sv->ending = NULL;
     sv->flush_busy = false;
     bool queued = false;
     while (list) {
@@ -712,25 +1298,40 @@ static void flush_done_cb(uv_work_t *w, int status)
         sb_release(&b);
         intake_free(in);
     }
-    if (queued)
+    bool any_ended = ended != NULL;
+    while (ended) {
+        struct job_run *jr = ended;
+        ended = jr->next;
+        job_end(sv, jr);
+    }
+    if (any_ended) {
         schedule(sv);
-    if (sv->batch)
+        reap_run(sv); /* envs changed: the next event may be sooner */
+    } else if (sv->sched_again || (queued && sv->nrunning < sv->proj->serve.concurrency)) {
+        schedule(sv); /* with every slot busy, a job's end will look */
+    }
+    if (sv->batch || sv->ended)
         start_flush(sv);
 }
 
 static void start_flush(struct serve *sv)
 {
-    if (sv->flush_busy || !sv->batch)
+    if (sv->flush_busy || (!sv->batch && !sv->ended))
         return;
     sv->flushing = sv->batch;
     sv->batch = NULL;
     sv->batch_tail = &sv->batch;
+    sv->ending = sv->ended;
+    sv->ended = NULL;
+    sv->ended_tail = &sv->ended;
     sv->flush_busy = true;
     sv->flush_work.data = sv;
     if (uv_queue_work(&sv->loop, &sv->flush_work, flush_work_cb, flush_done_cb) != 0) {
         sv->flush_busy = false;
         for (struct intake *in = sv->flushing; in; in = in->next)
             in->result = IN_ERROR;
+        for (struct job_run *jr = sv->ending; jr; jr = jr->next)
+            jr->finish_error = xstrdup("cannot start a worker thread");
         flush_done_cb(&sv->flush_work, 0);
     }
 }
@@ -784,6 +1385,11 @@ static void on_webhook(struct serve *sv, struct http_req *req)
              delivery ? delivery : "-", "reason", e.msg, "remote", req->remote, NULL);
         respond_error(req, 401, e.msg);
         err_release(&e);
+        return;
+    }
+    const char *event = http_req_header(req, "X-GitHub-Event");
+    if (event && !strcmp(event, "issue_comment")) {
+        on_pr_comment(sv, req);
         return;
     }
     struct gh_event ev;
@@ -1139,7 +1745,12 @@ static void finish_stop(struct serve *sv)
         sv->rep = NULL;
     }
     uv_close((uv_handle_t *)&sv->wake, close_noop);
+    uv_close((uv_handle_t *)&sv->log_flush, close_noop);
     uv_close((uv_handle_t *)&sv->tick, close_noop);
+    uv_close((uv_handle_t *)&sv->reap_timer, close_noop);
+    uv_close((uv_handle_t *)&sv->sweep_timer, close_noop);
+    if (sv->watching)
+        uv_close((uv_handle_t *)&sv->state_watch, close_noop);
     uv_close((uv_handle_t *)&sv->stop_timer, close_noop);
     uv_close((uv_handle_t *)&sv->sigint, close_noop);
     uv_close((uv_handle_t *)&sv->sigterm, close_noop);
@@ -1199,6 +1810,10 @@ static void signal_cb(uv_signal_t *h, int signum)
     slog(sv, "info", "shutting down: finishing requests and running jobs", "signal",
          signum == SIGTERM ? "TERM" : "INT", "jobs_running", n, NULL);
     uv_timer_stop(&sv->tick);
+    uv_timer_stop(&sv->reap_timer);
+    uv_timer_stop(&sv->sweep_timer);
+    if (sv->watching)
+        uv_fs_event_stop(&sv->state_watch);
     http_server_close(&sv->http, 5000, http_closed_cb);
     sv->stop_timer.data = sv;
     uv_timer_start(&sv->stop_timer, stop_deadline, (uint64_t)sv->proj->serve.shutdown_ms, 0);
@@ -1218,6 +1833,8 @@ int serve_run(const struct serve_opts *o, struct err *e)
     pthread_mutex_init(&sv->qmu, NULL);
     pthread_mutex_init(&sv->mu, NULL);
     sv->batch_tail = &sv->batch;
+    sv->ended_tail = &sv->ended;
+    sb_init(&sv->logbuf);
     char *dir = NULL;
     int rc = project_find(&dir, o->project_dir, e);
     if (!rc)
@@ -1254,10 +1871,20 @@ int serve_run(const struct serve_opts *o, struct err *e)
     }
     uv_async_init(&sv->loop, &sv->wake, wake_cb);
     sv->wake.data = sv;
+    uv_prepare_init(&sv->loop, &sv->log_flush);
+    sv->log_flush.data = sv;
+    uv_prepare_start(&sv->log_flush, log_flush_cb);
+    uv_unref((uv_handle_t *)&sv->log_flush);
+    sv->loop_thread = pthread_self();
+    sv->log_buffered = true;
     uv_timer_init(&sv->loop, &sv->tick);
     sv->tick.data = sv;
     uv_timer_init(&sv->loop, &sv->stop_timer);
     sv->stop_timer.data = sv;
+    uv_timer_init(&sv->loop, &sv->reap_timer);
+    sv->reap_timer.data = sv;
+    uv_timer_init(&sv->loop, &sv->sweep_timer);
+    sv->sweep_timer.data = sv;
     uv_signal_init(&sv->loop, &sv->sigint);
     uv_signal_init(&sv->loop, &sv->sigterm);
     sv->sigint.data = sv->sigterm.data = sv;
@@ -1290,8 +1917,31 @@ int serve_run(const struct serve_opts *o, struct err *e)
          port, "state_dir", sv->proj->state_dir, "resumed_jobs", rec, "webhooks",
          sv->proj->gh.webhook_secret ? "on" : "off (no secret)", "api",
          sv->proj->serve.api_token ? "read-write" : "read-only (no token)", NULL);
+    char *sdir = xasprintf("%s/state", sv->proj->state_dir);
+    struct err we = {0};
+    if (!fs_mkdir_p(sdir, 0700, &we)) {
+        uv_fs_event_init(&sv->loop, &sv->state_watch);
+        sv->state_watch.data = sv;
+        sv->watching = true;
+        int wr = uv_fs_event_start(&sv->state_watch, state_changed, sdir, 0);
+        if (wr)
+            slog(sv, "warn", "cannot watch the state directory; changes made outside the daemon "
+                 "are seen within the hour", "error", uv_strerror(wr), NULL);
+    } else {
+        err_release(&we);
+    }
+    free(sdir);
     schedule(sv);
+    reap_run(sv); /* catch up at once with whatever came due while nothing ran */
+    if (sv->proj->serve.sweep_ms > 0 && reporting(sv))
+        uv_timer_start(&sv->sweep_timer, sweep_cb,
+                       (uint64_t)(sv->proj->serve.sweep_ms < 5000 ? sv->proj->serve.sweep_ms : 5000),
+                       (uint64_t)sv->proj->serve.sweep_ms);
     uv_run(&sv->loop, UV_RUN_DEFAULT);
+    pthread_mutex_lock(&sv->log_mu);
+    sv->log_buffered = false;
+    log_write(sv);
+    pthread_mutex_unlock(&sv->log_mu);
     /* the loop ends when every handle is closed */
     int lc = uv_loop_close(&sv->loop);
     slog(sv, "info", "prenv serve stopped", "clean", lc == 0 ? "yes" : "no", NULL);
@@ -1302,6 +1952,7 @@ out_queue:
 out_proj:
     project_free(sv->proj);
 out_free:
+    sb_release(&sv->logbuf);
     pthread_mutex_destroy(&sv->log_mu);
     pthread_mutex_destroy(&sv->qmu);
     pthread_mutex_destroy(&sv->mu);

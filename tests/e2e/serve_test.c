@@ -629,3 +629,293 @@ Test(serve, previews_over_the_cap_wait_in_the_queue_and_come_up_when_one_closes)
     cr_assert_eq(post_json("m-3", pr_payload("closed", 11, NULL, NULL)), 202);
     cr_assert(tl_until(env_state, &q12, 60000), "pr-12 never came up:\n%s", tl_read(logfile));
 }
+
+/* ---- the reaper, the sweeper and PR comment commands ---- */
+
+static void start_server_gh(void)
+{
+    const char *env[] = {"PRENV_GITHUB_WEBHOOK_SECRET=" SECRET, "PRENV_GITHUB_TOKEN=tok-123",
+                         "PRENV_API_TOKEN=tok", NULL};
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    server_pid = tl_spawn(&P, (const char *const[]){"serve", "--listen", listen, NULL}, env, logfile);
+    cr_assert(tl_wait_http(port, "/healthz", 15000), "%s", tl_read(logfile));
+}
+
+static void gh_control(const char *path, const char *json)
+{
+    char *resp = NULL;
+    cr_assert_eq(tl_http(gh_port, "POST", path, (const char *const[]){"Content-Type: application/json", NULL},
+                         json, strlen(json), &resp),
+                 200);
+    free(resp);
+}
+
+static bool log_has(void *ctx)
+{
+    char *log = tl_read(logfile);
+    bool ok = log && strstr(log, ctx);
+    free(log);
+    return ok;
+}
+
+Test(serve, an_expired_preview_is_destroyed_and_its_pull_request_says_why, .fini = fini_gh)
+{
+    start_github();
+    char *extra = xasprintf("github: {api_url: 'http://127.0.0.1:%d'}\n"
+                            "previews: {config: envs/preview.yaml, ttl: 6s, warn_before: 1h}\n",
+                            gh_port);
+    setup_project(TPL, extra);
+    free(extra);
+    start_server_gh();
+    cr_assert_eq(post_json("x-open", pr_payload("opened", 42, NULL, NULL)), 202);
+    struct envq q = {"pr-42", true, NULL};
+    cr_assert(tl_until(env_state, &q, 60000), "%s", tl_read(logfile));
+    /* half the lifetime in: the warning, on the PR's comment */
+    cr_assert(tl_until(log_has, "msg=\"expires soon\"", 30000), "%s", tl_read(logfile));
+    cr_assert(tl_until(one_comment_with, "Expires soon", 30000), "%s", tl_read(logfile));
+    q.exists = false;
+    cr_assert(tl_until(env_state, &q, 30000), "pr-42 did not expire:\n%s", tl_read(logfile));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 0);
+    cr_assert(tl_until(one_comment_with, "expired\\: ttl", 30000), "the receipt says why: %s\n%s",
+              only_comment(&(int){0}), tl_read(logfile));
+    cr_assert(log_has("msg=\"expired: destroying\" env=pr-42"), "%s", tl_read(logfile));
+}
+
+Test(serve, at_start_the_daemon_catches_up_with_a_window_that_closed_and_wakes_at_the_next)
+{
+    /* downtime from an hour ago to a few seconds from now */
+    long long now = tm_now_ms();
+    struct sb a, b;
+    sb_init(&a);
+    sb_init(&b);
+    tm_rfc3339(&a, (now / 1000 - 3600) * 1000);
+    tm_rfc3339(&b, (now / 1000 + 8) * 1000);
+    char *extra = xasprintf("sandboxes: {name: 'sb-{name}', config: envs/sandbox.yaml,"
+                            " schedule: {downtime: '%s-%s'}}\n",
+                            a.buf, b.buf);
+    sb_release(&a);
+    sb_release(&b);
+    setup_project(TPL, extra);
+    free(extra);
+    struct tl_res r = RUN("sandbox", "up", "dana");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    tl_res_free(&r);
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 1);
+    start_server(); /* the window closed while no daemon ran */
+    cr_assert(tl_until(log_has, "msg=\"going to sleep\" env=sb-dana", 10000), "%s",
+              tl_read(logfile));
+    cr_assert(tl_until(jobs_idle, NULL, 30000));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 0, "asleep: no process");
+    /* the window ends: awake again, by the daemon's own timer */
+    struct envq q = {"sb-dana", true, NULL};
+    cr_assert(tl_until(log_has, "msg=\"waking up\" env=sb-dana", 20000), "%s", tl_read(logfile));
+    cr_assert(tl_until(env_state, &q, 30000), "%s", tl_read(logfile));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 1);
+    r = RUN("env", "show", "sb-dana", "--json");
+    cr_assert(strstr(r.out, "\"asleep\": null"), "%s", r.out);
+    tl_res_free(&r);
+}
+
+static bool env_gone(void *ctx)
+{
+    struct envq q = {ctx, false, NULL};
+    return env_state(&q);
+}
+
+Test(serve, the_sweeper_destroys_a_closed_pull_requests_preview_and_nothing_on_doubt,
+     .fini = fini_gh)
+{
+    start_github();
+    char *extra = xasprintf("github: {api_url: 'http://127.0.0.1:%d'}\n"
+                            "serve: {sweep_interval: 1s}\n",
+                            gh_port);
+    setup_project("resources:\n  conf:\n    type: file.render\n"
+                  "    properties: {path: a.txt, content: \"${pr.sha}\"}\n",
+                  extra);
+    free(extra);
+    /* 1 closed (its close webhook was lost), 2 open, 3 unknown (404), 4 an erroring API */
+    gh_control("/_pull", "{\"repo\": \"Codertocat/Hello-World\", \"number\": 1, \"state\": \"closed\"}");
+    gh_control("/_pull", "{\"repo\": \"Codertocat/Hello-World\", \"number\": 2, \"state\": \"open\"}");
+    gh_control("/_pull", "{\"repo\": \"Codertocat/Hello-World\", \"number\": 4, \"state\": \"closed\"}");
+    gh_control("/_fail", "{\"match\": \"GET /repos/.*/pulls/4$\", \"status\": 502, \"count\": 100000}");
+    start_server_gh();
+    char d[16];
+    for (int n = 1; n <= 4; n++) {
+        snprintf(d, sizeof d, "s-%d", n);
+        cr_assert_eq(post_json(d, pr_payload("opened", n, NULL, NULL)), 202);
+    }
+    cr_assert(tl_until(env_gone, "pr-1", 30000), "pr-1 was not swept:\n%s", tl_read(logfile));
+    cr_assert(tl_until(log_has, "sweeper: GitHub did not answer; nothing is destroyed", 30000) ||
+                  tl_until(log_has, "sweeper: unexpected answer; nothing is destroyed", 1000),
+              "%s", tl_read(logfile));
+    cr_assert(tl_until(log_has, "sweeper: GitHub does not know this pull request", 10000), "%s",
+              tl_read(logfile));
+    usleep(2500000); /* two more sweeps */
+    const char *kept[] = {"pr-2", "pr-3", "pr-4"};
+    for (int i = 0; i < 3; i++) {
+        struct envq q = {kept[i], true, NULL};
+        cr_assert(env_state(&q), "%s must stay: an open PR or a doubtful answer\n%s", kept[i],
+                  tl_read(logfile));
+    }
+    cr_assert(log_has("the pull request is closed; destroying its preview\" env=pr-1"), "%s",
+              tl_read(logfile));
+}
+
+/* an issue_comment delivery for a comment that exists on the loopback GitHub */
+static int comment_cmd(const char *login, const char *text, const char *delivery)
+{
+    /* the comment is made on the fixture first, by the commenter */
+    char *resp = NULL;
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "body", text);
+    char *body = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    char auth[64];
+    snprintf(auth, sizeof auth, "Authorization: token tok-%s", login);
+    int st = tl_http(gh_port, "POST", "/repos/Codertocat/Hello-World/issues/42/comments",
+                     (const char *const[]){"Content-Type: application/json", auth, NULL}, body,
+                     strlen(body), &resp);
+    free(body);
+    cr_assert_eq(st, 201, "%s", resp);
+    long long id = tl_json_int(resp, "id");
+    free(resp);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "action", "created");
+    cJSON *issue = cJSON_AddObjectToObject(ev, "issue");
+    cJSON_AddNumberToObject(issue, "number", 42);
+    cJSON_AddObjectToObject(issue, "pull_request");
+    cJSON *cm = cJSON_AddObjectToObject(ev, "comment");
+    cJSON_AddNumberToObject(cm, "id", (double)id);
+    cJSON_AddStringToObject(cm, "body", text);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(cm, "user"), "login", login);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "repository"), "full_name",
+                            "Codertocat/Hello-World");
+    char *payload = cJSON_PrintUnformatted(ev);
+    cJSON_Delete(ev);
+    st = post("issue_comment", delivery, payload, NULL);
+    free(payload);
+    return st;
+}
+
+static bool gh_has(void *ctx)
+{
+    cJSON *st = gh_state();
+    char *all = cJSON_PrintUnformatted(st);
+    cJSON_Delete(st);
+    bool ok = all && strstr(all, ctx);
+    free(all);
+    return ok;
+}
+
+static bool reaction_count(void *ctx)
+{
+    cJSON *st = gh_state();
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "reactions"));
+    cJSON_Delete(st);
+    return n >= *(int *)ctx;
+}
+
+static char *reactions(void)
+{
+    cJSON *st = gh_state();
+    struct sb b;
+    sb_init(&b);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(st, "reactions"))
+    sb_addf(&b, "%s,", cJSON_GetObjectItemCaseSensitive(r, "content")->valuestring);
+    cJSON_Delete(st);
+    return sb_steal(&b);
+}
+
+static bool env_asleep(void *ctx)
+{
+    struct tl_res r = RUN("env", "show", ctx, "--json");
+    bool ok = strstr(r.out, "\"asleep\": \"manual\"") && strstr(r.out, "\"status\": \"asleep\"");
+    tl_res_free(&r);
+    return ok;
+}
+
+Test(serve, pull_request_comment_commands_need_write_access_and_are_answered, .fini = fini_gh)
+{
+    gh_pid = 0;
+    /* the fixture knows three people: the bot, alice (write) and mallory (read) */
+    gh_portfile = xasprintf("/tmp/prenv-test-gh-%d.port", (int)getpid());
+    unlink(gh_portfile);
+    gh_pid = fork();
+    if (gh_pid == 0) {
+        int out = open(gh_portfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int errfd = open("/dev/null", O_WRONLY);
+        dup2(out, 1);
+        dup2(errfd, 2);
+        execlp("python3", "python3", PRENV_SRC "/tests/fixtures/github_api.py", "--token",
+               "tok-123:prenv-bot", "--token", "tok-alice:alice", "--token", "tok-mallory:mallory",
+               (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && gh_port <= 0; i++) {
+        char *t = tl_read(gh_portfile);
+        if (t && strchr(t, '\n'))
+            gh_port = atoi(t);
+        free(t);
+        if (gh_port <= 0)
+            usleep(50000);
+    }
+    cr_assert_gt(gh_port, 0);
+    gh_control("/_permission", "{\"login\": \"alice\", \"permission\": \"write\"}");
+    gh_control("/_permission", "{\"login\": \"mallory\", \"permission\": \"read\"}");
+    char *extra = xasprintf("github: {api_url: 'http://127.0.0.1:%d'}\n"
+                            "serve: {sweep_interval: 0}\n",
+                            gh_port);
+    setup_project(TPL, extra);
+    free(extra);
+    start_server_gh();
+    cr_assert_eq(post_json("c-open", pr_payload("opened", 42, NULL, NULL)), 202);
+    struct envq q = {"pr-42", true, NULL};
+    cr_assert(tl_until(env_state, &q, 60000), "%s", tl_read(logfile));
+    struct tl_res r = RUN("env", "show", "pr-42", "--json");
+    char *before = tl_json_str(r.out, "expires");
+    tl_res_free(&r);
+    /* alice extends: +1, and the expiry moves */
+    cr_assert_eq(comment_cmd("alice", "/prenv extend 24h", "c-1"), 202);
+    int want = 1;
+    cr_assert(tl_until(reaction_count, &want, 15000), "%s", tl_read(logfile));
+    cr_assert(tl_until(jobs_idle, NULL, 15000));
+    r = RUN("env", "show", "pr-42", "--json");
+    char *after = tl_json_str(r.out, "expires");
+    tl_res_free(&r);
+    cr_assert(before && after && strcmp(after, before) > 0, "%s !> %s\n%s", after, before,
+              tl_read(logfile));
+    free(before);
+    free(after);
+    /* mallory may not: -1, a reply, and the preview stays */
+    cr_assert_eq(comment_cmd("mallory", "/prenv destroy", "c-2"), 202);
+    want = 2;
+    cr_assert(tl_until(reaction_count, &want, 15000), "%s", tl_read(logfile));
+    char *rx = reactions();
+    cr_assert_str_eq(rx, "+1,-1,");
+    free(rx);
+    cr_assert(tl_until(log_has, "PR command refused", 5000));
+    cr_assert(tl_until(gh_has, "needs write access", 10000), "a reply says why");
+    usleep(500000);
+    cr_assert(env_state(&q), "mallory's destroy did nothing");
+    /* not commands: acknowledged and ignored */
+    char *resp = NULL;
+    cr_assert_eq(comment_cmd("alice", "/prenv dance", "c-3"), 202);
+    cr_assert_eq(comment_cmd("alice", "/prenv extend forever", "c-4"), 202);
+    cr_assert_eq(comment_cmd("alice", "looks good to me", "c-5"), 202);
+    free(resp);
+    /* alice: sleep, then destroy; the receipt says who */
+    cr_assert_eq(comment_cmd("alice", "/prenv sleep", "c-6"), 202);
+    cr_assert(tl_until(env_asleep, "pr-42", 30000), "%s", tl_read(logfile));
+    cr_assert_eq(tl_procs_matching(P.dir, " supervise "), 0);
+    cr_assert_eq(comment_cmd("alice", "/prenv destroy", "c-7"), 202);
+    q.exists = false;
+    cr_assert(tl_until(env_state, &q, 30000), "%s", tl_read(logfile));
+    cr_assert(tl_until(log_has, "/prenv destroy by alice", 5000), "%s", tl_read(logfile));
+    want = 4;
+    cr_assert(tl_until(reaction_count, &want, 10000));
+    rx = reactions();
+    cr_assert_str_eq(rx, "+1,-1,+1,+1,", "only real commands get a reaction");
+    free(rx);
+}
