@@ -29,10 +29,11 @@ extern const struct provider prov_git_checkout;
 extern const struct provider prov_process_service;
 extern const struct provider prov_postgres_database;
 extern const struct provider prov_seed_synthetic;
+extern const struct provider prov_router_route;
 
 static const struct provider *const providers[] = {
     &prov_exec_command, &prov_file_render,     &prov_git_checkout,
-    &prov_process_service, &prov_postgres_database, &prov_seed_synthetic, &prov_sqlite_database,
+    &prov_process_service, &prov_postgres_database, &prov_router_route, &prov_seed_synthetic, &prov_sqlite_database,
     NULL,
 };
 

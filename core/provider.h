@@ -63,6 +63,7 @@ struct prov_host {
     bool env_protected;     /* the environment is protected (prod) */
     bool asleep;            /* the environment sleeps: services run no replica (scale 0) */
     bool force;             /* the user asked to act on it anyway (--force) */
+    int router_port;        /* the port of prenv serve's router (router.route URLs) */
 };
 
 struct prov_call {

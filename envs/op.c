@@ -1,6 +1,8 @@
 /* op: the shared flow behind up, plan, destroy and refresh. */
 #include "envs/op.h"
 
+#include "core/routes.h"
+
 #include "core/lib/fs.h"
 #include "core/lib/sb.h"
 #include "core/lib/str.h"
@@ -302,6 +304,7 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
     }
     oe->host.state_dir = oe->proj->state_dir;
     oe->host.port_lo = oe->proj->port_lo;
+    oe->host.router_port = oe->proj->router.port;
     oe->host.port_hi = oe->proj->port_hi;
     oe->host.env_protected = oe->def.protect;
     oe->host.asleep = oe->st->asleep_why != NULL;
@@ -322,6 +325,42 @@ fail:
     return rc;
 }
 
+/* route_hosts: every router.route host the plan knows; with claim, they are
+ * claimed for this env (the router then answers "being created" for them),
+ * otherwise only checked against other environments' claims */
+static int route_hosts(struct op_env *oe, const struct plan *p, bool claim, struct err *e)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const struct plan_step *ps = &p->steps[i];
+        if (!ps->props || !ps->prov || strcmp(ps->prov->type, "router.route"))
+            continue;
+        const struct val *h = val_map_get(ps->props, "host");
+        if (!h || h->kind != VAL_STR || !route_host_valid(h->u.str.s, NULL))
+            continue;
+        int rc = 0;
+        if (claim) {
+            rc = route_claim(oe->proj->state_dir, h->u.str.s, oe->st->env, e);
+        } else {
+            char *owner = route_owner(oe->proj->state_dir, h->u.str.s);
+            if (owner && strcmp(owner, oe->st->env)) {
+                rc = err_set(e, PE_EXISTS, NULL, "host %s is already routed to environment '%s'",
+                             h->u.str.s, owner);
+                err_hint(e, "hosts are unique across environments: give this one another host "
+                            "(its template or config), or destroy '%s'",
+                         owner);
+            }
+            free(owner);
+        }
+        if (rc) {
+            if (!e->pos.src)
+                e->pos = h->pos;
+            err_prefix(e, "resource '%s': ", ps->name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int op_prepare(struct op_env *oe, const struct op_opts *o, struct plan *p, struct err *e)
 {
     memset(p, 0, sizeof *p);
@@ -336,6 +375,8 @@ int op_prepare(struct op_env *oe, const struct op_opts *o, struct plan *p, struc
             return rc;
     }
     rc = eng_plan(oe->en, &oe->desired, p, e);
+    if (!rc)
+        rc = route_hosts(oe, p, false, e);
     if (rc)
         err_prefix(e, "environment '%s': ", oe->st->env);
     return rc;
@@ -407,7 +448,11 @@ int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int don
         st->status = xstrdup("creating");
     }
     st->activity_ms = tm_now_ms(); /* a deploy is activity (the idle TTL) */
-    int rc = eng_apply(oe->en, &oe->desired, p, done, e);
+    int rc = route_hosts(oe, p, true, e);
+    if (rc)
+        err_prefix(e, "environment '%s': ", st->env);
+    else
+        rc = eng_apply(oe->en, &oe->desired, p, done, e);
     struct val *outs = NULL;
     if (!rc) {
         struct tpl_ctx tc;
@@ -564,6 +609,8 @@ int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long lo
         free(p);
     }
     release_env_ports(sd, st->env);
+    if (!rc)
+        route_release_env(sd, st->env);
     if (!rc) {
         op_history(oe, "destroy", "ok", ch, started_ms);
         char *h = xasprintf("%s/history/%s.jsonl", sd, st->env);

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@ int project_check_schedule(const struct val *sc, struct err *e)
 
 static const char *const top_keys[] = {"project", "description", "template", "state_dir",
                                        "ports",   "tags",        "stages",   "previews",
-                                       "sandboxes", "serve",     "github",   NULL};
+                                       "sandboxes", "serve",     "router",   "github", NULL};
 
 int project_find(char **dir, const char *start, struct err *e)
 {
@@ -105,6 +106,11 @@ void project_free(struct project *p)
     free(p->serve.listen);
     free(p->serve.api_token);
     free(p->serve.public_url);
+    free(p->router.listen);
+    for (int i = 0; i < 3; i++) {
+        free(p->router.access[i].token);
+        free(p->router.access[i].basic);
+    }
     free(p->gh.webhook_secret);
     free(p->gh.api_url);
     free(p->gh.token);
@@ -423,6 +429,99 @@ static int load_serve(struct project *p, struct err *e)
     return 0;
 }
 
+int project_listen_port(const char *listen)
+{
+    const char *c = listen ? strrchr(listen, ':') : NULL;
+    char *end = NULL;
+    long port = c ? strtol(c + 1, &end, 10) : 0;
+    return c && *(c + 1) && !*end && port > 0 && port < 65536 ? (int)port : 0;
+}
+
+/* a secret of the router's: inline, or the first line of a file */
+static int access_secret(const struct project *p, const struct val *m, const char *key,
+                         char **out, struct err *e)
+{
+    const char *inl = NULL, *file = NULL;
+    char *fkey = xasprintf("%s_file", key);
+    int rc = schema_str(m, key, &inl, e);
+    if (!rc)
+        rc = schema_str(m, fkey, &file, e);
+    if (!rc && inl && file)
+        rc = err_set(e, PE_CONFIG, &val_map_get(m, fkey)->pos, "give '%s' or '%s', not both",
+                     key, fkey);
+    if (!rc && file) {
+        char *path = fs_abspath(p->dir, file);
+        char *text = NULL;
+        size_t len = 0;
+        if (fs_read(path, 4096, &text, &len, e)) {
+            err_prefix(e, "%s: ", fkey);
+            rc = e->code;
+        } else {
+            text[strcspn(text, "\r\n")] = 0;
+            if (!*text)
+                rc = err_set(e, PE_CONFIG, &val_map_get(m, fkey)->pos, "%s is empty", path);
+            else
+                *out = xstrdup(text);
+        }
+        free(text);
+        free(path);
+    } else if (!rc && inl) {
+        if (!*inl)
+            rc = err_set(e, PE_CONFIG, &val_map_get(m, key)->pos, "'%s' is empty", key);
+        else
+            *out = xstrdup(inl);
+    }
+    free(fkey);
+    return rc;
+}
+
+static int load_router(struct project *p, struct err *e)
+{
+    static const char *const rk[] = {"listen", "hold", "access", NULL};
+    static const char *const kinds[] = {"stages", "previews", "sandboxes", NULL};
+    static const char *const ak[] = {"token", "token_file", "basic", "basic_file", NULL};
+    const struct val *v = val_map_get(p->doc, "router");
+    struct router_conf *r = &p->router;
+    r->hold_ms = 60000;
+    const char *listen = NULL;
+    int rc = 0;
+    if (v && v->kind != VAL_NULL) {
+        if ((rc = schema_map(v, "'router'", e)) || (rc = schema_keys(v, rk, "'router'", e)) ||
+            (rc = schema_str(v, "listen", &listen, e)) ||
+            (rc = schema_duration(v, "hold", &r->hold_ms, e)))
+            return rc;
+        if (listen && !project_listen_port(listen))
+            return err_set(e, PE_CONFIG, &val_map_get(v, "listen")->pos,
+                           "router.listen must be HOST:PORT (like 127.0.0.1:8080), not '%s'",
+                           listen);
+        const struct val *a = val_map_get(v, "access");
+        if (a && a->kind != VAL_NULL) {
+            if ((rc = schema_map(a, "'router.access'", e)) ||
+                (rc = schema_keys(a, kinds, "'router.access'", e)))
+                return rc;
+            for (int k = 0; kinds[k]; k++) {
+                const struct val *m = val_map_get(a, kinds[k]);
+                if (!m || m->kind == VAL_NULL)
+                    continue;
+                char what[64];
+                snprintf(what, sizeof what, "'router.access.%s'", kinds[k]);
+                /* env_kind order: stage, preview, sandbox */
+                struct router_access *ra = &r->access[k];
+                if ((rc = schema_map(m, what, e)) || (rc = schema_keys(m, ak, what, e)) ||
+                    (rc = access_secret(p, m, "token", &ra->token, e)) ||
+                    (rc = access_secret(p, m, "basic", &ra->basic, e)))
+                    return rc;
+                if (ra->basic && !strchr(ra->basic, ':'))
+                    return err_set(e, PE_CONFIG, &m->pos,
+                                   "%s basic credentials must be \"user:password\"", what);
+            }
+        }
+    }
+    r->listen = xstrdup(listen ? listen : "127.0.0.1:8080");
+    r->port = project_listen_port(r->listen);
+    return 0;
+}
+
 static int load_github(struct project *p, struct err *e)
 {
     static const char *const gk[] = {"webhook_secret", "api_url", "token", "app", NULL};
@@ -521,7 +620,8 @@ int project_load(struct project **out, const char *dir, const char *state_dir, s
         goto fail;
     if ((rc = load_policy(p, &p->sandboxes, "sandboxes", "sb-{name}", "{name}", e)))
         goto fail;
-    if ((rc = load_preview_policy(p, e)) || (rc = load_serve(p, e)) || (rc = load_github(p, e)))
+    if ((rc = load_preview_policy(p, e)) || (rc = load_serve(p, e)) || (rc = load_router(p, e)) ||
+        (rc = load_github(p, e)))
         goto fail;
     /* stage names must not be claimed by the patterns */
     for (size_t i = 0; i < p->nstages; i++) {

@@ -60,6 +60,20 @@ struct serve_conf {
     long long sweep_ms;    /* serve.sweep_interval: ask GitHub about every PR (default 10m; 0 off) */
 };
 
+/* Who may pass the router to an environment of one kind: nobody is asked when
+ * both are NULL. */
+struct router_access {
+    char *token; /* a request must carry "Authorization: Bearer <token>" */
+    char *basic; /* ...or basic credentials "user:password" */
+};
+
+struct router_conf {
+    char *listen;         /* router.listen, default 127.0.0.1:8080 (--router overrides) */
+    int port;             /* its port: router.route URLs carry it */
+    long long hold_ms;    /* router.hold: how long a request waits for a wake (default 60s) */
+    struct router_access access[3]; /* router.access.<stages|previews|sandboxes>, by env_kind */
+};
+
 struct github_conf {
     char *webhook_secret;  /* github.webhook_secret or $PRENV_GITHUB_WEBHOOK_SECRET */
     char *api_url;         /* github.api_url (default https://api.github.com) */
@@ -82,6 +96,7 @@ struct project {
     struct kind_policy previews, sandboxes;
     struct preview_policy pp;
     struct serve_conf serve;
+    struct router_conf router;
     struct github_conf gh;
     struct val *doc;     /* the whole parsed file */
 };
@@ -120,5 +135,7 @@ char *project_sandbox_name(const struct project *p, const char *who);
 /* project_check_schedule: a `schedule:` map is well formed: a map, every spec
  * parses, every zone loads; errors point into the file. */
 int project_check_schedule(const struct val *sc, struct err *e);
+/* project_listen_port: the port of a "HOST:PORT" listen address, 0 if none. */
+int project_listen_port(const char *listen);
 
 #endif

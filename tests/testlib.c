@@ -126,12 +126,17 @@ void tl_proj_new(struct tl_proj *p, const char *template_yaml, const char *base_
     p->port_lo = BLOCK_BASE + p->block * BLOCK_SIZE;
     p->port_hi = p->port_lo + BLOCK_SIZE - 1;
     /* extra YAML may bring its own stages, previews or sandboxes block */
+    /* the block's top two ports are for prenv serve (port_hi) and its
+     * router (port_hi - 1); services get the rest */
+    char router[64];
+    snprintf(router, sizeof router, "router: {listen: '127.0.0.1:%d'}\n", p->port_hi - 1);
     char *y = xasprintf("project: test\n"
                         "template: templates/app.yaml\n"
                         "ports: %d-%d\n"
                         "tags: {team: qa}\n"
-                        "%s%s%s%s",
-                        p->port_lo, p->port_hi,
+                        "%s%s%s%s%s",
+                        p->port_lo, p->port_hi - 2,
+                        has_top_key(extra_yaml, "router") ? "" : router,
                         has_top_key(extra_yaml, "stages")
                             ? ""
                             : "stages:\n"
