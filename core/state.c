@@ -649,6 +649,53 @@ int state_parse(struct state **out, const char *text, size_t len, const char *na
     return 0;
 }
 
+static char *activity_path(const char *dir, const char *env)
+{
+    return xasprintf("%s/activity/%s", dir, env);
+}
+
+long long state_activity_read(const char *dir, const char *env)
+{
+    char *p = activity_path(dir, env);
+    char buf[32];
+    long long ms = 0;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            ms = strtoll(buf, NULL, 10);
+        }
+        close(fd);
+    }
+    free(p);
+    return ms > 0 ? ms : 0;
+}
+
+int state_activity_touch(const char *dir, const char *env, long long ms, struct err *e)
+{
+    char *d = xasprintf("%s/activity", dir);
+    int rc = fs_mkdir_p(d, 0700, e);
+    free(d);
+    if (rc)
+        return rc;
+    /* rename over the old one: readers see a whole number; no fsync, a crash
+     * loses at most the last few seconds of activity */
+    char *p = activity_path(dir, env);
+    char *tmp = xasprintf("%s.%ld.tmp", p, (long)getpid());
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%lld\n", ms);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, buf, (size_t)n) != n || close(fd) < 0 || rename(tmp, p) < 0) {
+        rc = err_errno(e, errno, "cannot record activity in %s", p);
+        if (fd >= 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    free(p);
+    return rc;
+}
+
 int state_load(struct state **out, const char *dir, const char *env, struct err *e)
 {
     char *path = state_path(dir, env);
@@ -673,6 +720,9 @@ int state_load(struct state **out, const char *dir, const char *env, struct err 
         err_release(&je);
         free(jt);
         free(jp);
+        long long act = state_activity_read(dir, env);
+        if (act > (*out)->activity_ms)
+            (*out)->activity_ms = act;
     }
     return rc;
 }
@@ -680,6 +730,9 @@ int state_load(struct state **out, const char *dir, const char *env, struct err 
 int state_delete(const char *dir, const char *env, struct err *e)
 {
     char *jp = journal_path(dir, env);
+    unlink(jp);
+    free(jp);
+    jp = activity_path(dir, env);
     unlink(jp);
     free(jp);
     char *path = state_path(dir, env);
@@ -840,6 +893,9 @@ int state_summary(struct st_summary *out, const char *dir, const char *env, stru
     out->updated_ms = jtime(j, "updated");
     out->expires_ms = jtime(j, "expires");
     out->activity_ms = jtime(j, "last_activity");
+    long long act = state_activity_read(dir, env);
+    if (act > out->activity_ms)
+        out->activity_ms = act;
     out->asleep_ms = jtime(j, "asleep_since");
     out->wake_until_ms = jtime(j, "wake_until");
     out->warned_ms = jtime(j, "warned");
@@ -931,9 +987,22 @@ void st_summary_json(struct sb *b, const struct st_summary *s)
     json_opt(b, "asleep", s->asleep_why);
     json_t(b, "asleep_since", s->asleep_ms);
     json_t(b, "wake_until", s->wake_until_ms);
+    json_t(b, "last_activity", s->activity_ms);
     json_opt(b, "sha", s->sha);
     sb_addf(b, ", \"resources\": %d, \"pending\": %d", s->resources, s->pending);
     json_opt(b, "url", s->url);
+    sb_adds(b, ", \"schedule\": ");
+    if (s->schedule)
+        val_json(b, s->schedule, 0);
+    else
+        sb_adds(b, "null");
+    if (s->pr_repo) {
+        sb_adds(b, ", \"pr\": {\"repo\": ");
+        sb_add_json_str(b, s->pr_repo);
+        sb_addf(b, ", \"number\": %lld}", s->pr_number);
+    } else {
+        sb_adds(b, ", \"pr\": null");
+    }
     sb_adds(b, ", \"tags\": ");
     val_json(b, s->tags, 0);
     sb_addc(b, '}');

@@ -115,6 +115,13 @@ int state_journal_result(struct state *s, const char *state_dir, const char *res
 /* state_journal_sync: fsync what was appended. */
 int state_journal_sync(struct state *s, struct err *e);
 
+/* Activity: requests the router passed to an env are activity (the idle
+ * TTL's anchor) without a state write each: the daemon records the latest in
+ * <dir>/activity/<env> every few seconds, and state_load and state_summary
+ * take the later of it and the state's own. */
+int state_activity_touch(const char *dir, const char *env, long long ms, struct err *e);
+long long state_activity_read(const char *dir, const char *env);
+
 /* History: one JSON object per line in <dir>/history/<env>.jsonl. */
 int state_history_append(const char *state_dir, const char *env, const struct val *rec,
                          struct err *e);
