@@ -9,6 +9,7 @@
 #include "core/net/proxy.h"
 
 #include "core/lib/err.h"
+#include "core/lib/sb.h"
 #include "core/lib/xalloc.h"
 #include "core/net/http.h"
 
@@ -791,4 +792,452 @@ Test(proxy, keep_alive_requests_share_one_upstream_connection)
                  atomic_load(&f.up[0].conns));
     cr_assert_eq(f.stats.upstream_reuses, 5);
     cr_assert_eq(f.stats.upstream_conns_made, 1);
+}
+
+/* a 10 MB body streams: the upstream has its first bytes before the client
+ * sends the last ones, and gets every byte */
+static void c_upload(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    char *body = pattern(BIG);
+    char head[256];
+    snprintf(head, sizeof head, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+             BIG);
+    bool ok = sends(c.fd, head) && sendall(c.fd, body, BIG - 4096);
+    for (int i = 0; ok && i < IO_TIMEOUT_S * 1000 && !atomic_load(&f->up[0].body_seen); i++)
+        usleep(1000);
+    CHECK(f, atomic_load(&f->up[0].body_seen), "the upstream saw no body before its end");
+    ok = ok && sendall(c.fd, body + BIG - 4096, 4096);
+    struct resp r;
+    ok = ok && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 200, "status %d", ok ? r.status : 0);
+    if (ok) {
+        char want[64];
+        snprintf(want, sizeof want, "len=%zu sum=%08x", BIG, fnv(body, BIG, FNV0));
+        CHECK(f, strcmp(r.body, want) == 0, "got '%s' want '%s'", r.body, want);
+        resp_free(&r);
+    }
+    free(body);
+    cl_close(&c);
+}
+
+Test(proxy, a_10_mb_post_streams_to_the_upstream_intact)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_upload);
+}
+
+/* a chunked request body goes upstream chunked and whole */
+static void c_chunked_req(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port))
+        return;
+    bool ok = sends(c.fd, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    struct resp r;
+    ok = ok && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 200, "status");
+    if (ok) {
+        char want[64];
+        snprintf(want, sizeof want, "len=11 sum=%08x", fnv("hello world", 11, FNV0));
+        CHECK(f, strcmp(r.body, want) == 0, "got '%s' want '%s'", r.body, want);
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+Test(proxy, a_chunked_request_body_arrives_whole)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_chunked_req);
+}
+
+/* a chunked response stays chunked for HTTP/1.1 and is whole; an HTTP/1.0
+ * client gets it de-chunked, ended by the connection's end */
+static void c_chunked(struct fx *f)
+{
+    char want[512] = "";
+    for (int i = 1; i <= 20; i++) {
+        char piece[32];
+        snprintf(piece, sizeof piece, "piece-%d;", i);
+        strcat(want, piece);
+    }
+    struct resp r;
+    int st = req(f, "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "status %d", st);
+    if (st) {
+        CHECK(f, r.chunked, "not chunked: %s", r.head);
+        CHECK(f, strcmp(r.body, want) == 0, "body '%s'", r.body);
+        resp_free(&r);
+    }
+    st = req(f, "GET /chunked HTTP/1.0\r\n\r\n", &r);
+    CHECK(f, st == 200, "1.0 status %d", st);
+    if (st) {
+        CHECK(f, !r.chunked, "chunked to HTTP/1.0: %s", r.head);
+        CHECK(f, strcmp(r.body, want) == 0, "1.0 body '%s'", r.body);
+        resp_free(&r);
+    }
+}
+
+Test(proxy, chunked_responses_keep_their_framing_and_body)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_chunked);
+}
+
+static void c_ws(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port))
+        return;
+    bool ok = sends(c.fd, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    struct resp r;
+    ok = ok && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 101, "status %d", ok ? r.status : 0);
+    if (ok) {
+        const char *v = resp_header(&r, "Upgrade");
+        CHECK(f, v && strcasecmp(v, "websocket") == 0, "upgrade %s", v ? v : "-");
+        resp_free(&r);
+    }
+    for (int i = 0; ok && i < 3; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "frame %d through the tunnel", i);
+        ok = sendall(c.fd, msg, (size_t)n);
+        while (ok && c.len < (size_t)n)
+            ok = cl_fill(&c);
+        CHECK(f, ok && memcmp(c.buf, msg, (size_t)n) == 0, "echo %d", i);
+        if (ok)
+            cl_consume(&c, (size_t)n);
+    }
+    shutdown(c.fd, SHUT_WR);
+    CHECK(f, cl_eof(&c), "the tunnel did not end");
+    cl_close(&c);
+}
+
+Test(proxy, a_websocket_upgrade_becomes_a_tunnel)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_ws);
+    cr_assert_eq(f.stats.tunnels, 1);
+    cr_assert_eq(f.stats.tunnels_open, 0);
+}
+
+/* an upstream that dies mid-response: the client sees a cut connection */
+static void c_die(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /die HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 0, "a cut response looked whole (%d)", st);
+    st = req(f, "GET /die-chunked HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 0, "a cut chunked response looked whole (%d)", st);
+}
+
+Test(proxy, an_upstream_dying_mid_response_cuts_the_client)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_die);
+    cr_assert_eq(f.stats.upstream_aborts, 2);
+}
+
+/* a client that reads a 10 MB response slowly: the proxy queues a bounded
+ * amount, never the whole body */
+static void c_slow(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port))
+        return;
+    int rcv = 16384;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    bool ok = sends(c.fd, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+    char *want = pattern(BIG);
+    char *e;
+    while (ok && !(e = c.len ? memmem(c.buf, c.len, "\r\n\r\n", 4) : NULL))
+        ok = cl_fill(&c);
+    if (ok)
+        cl_consume(&c, (size_t)(e - c.buf) + 4);
+    size_t got = 0;
+    uint32_t sum = FNV0;
+    int round = 0;
+    while (ok && got < BIG) {
+        if (!c.len)
+            ok = cl_fill(&c);
+        if (!ok)
+            break;
+        size_t k = c.len < BIG - got ? c.len : BIG - got;
+        sum = fnv(c.buf, k, sum);
+        got += k;
+        cl_consume(&c, k);
+        if (++round % 64 == 0)
+            usleep(1000);
+    }
+    CHECK(f, ok && got == BIG, "got %zu of %zu", got, BIG);
+    CHECK(f, sum == fnv(want, BIG, FNV0), "body differs");
+    free(want);
+    cl_close(&c);
+}
+
+Test(proxy, a_slow_client_keeps_the_proxy_buffers_bounded)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 64 * 1024;
+    fx_run(&f, c_slow);
+    cr_assert_lt(f.stats.buffered_peak, (uint64_t)512 * 1024, "buffered peak %llu",
+                 (unsigned long long)f.stats.buffered_peak);
+    cr_assert_eq(f.stats.buffered, 0);
+}
+
+static void c_limits(struct fx *f)
+{
+    char *big = xmalloc(8192);
+    memset(big, 'a', 8191);
+    big[8191] = 0;
+    char *text = xasprintf("GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: %s\r\n\r\n", big);
+    struct resp r;
+    int st = req(f, text, &r);
+    CHECK(f, st == 431, "big header: %d", st);
+    resp_free(&r);
+    free(text);
+    free(big);
+    struct sb many;
+    sb_init(&many);
+    sb_adds(&many, "GET /hello HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < 30; i++)
+        sb_addf(&many, "X-H%d: v\r\n", i);
+    sb_adds(&many, "\r\n");
+    st = req(f, many.buf, &r);
+    CHECK(f, st == 431, "many headers: %d", st);
+    resp_free(&r);
+    sb_release(&many);
+    /* smuggling defences */
+    static const char *const bad[] = {
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "GET /hello HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: a\r\nX-Bad: a\001b\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "GET /hello HTTP/1.1\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        st = req(f, bad[i], &r);
+        CHECK(f, st == 400, "bad request %zu: %d", i, st);
+        resp_free(&r);
+    }
+}
+
+Test(proxy, header_limits_431_and_smuggling_attempts_400)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.max_header_bytes = 4096;
+    f.lim.max_headers = 20;
+    fx_run(&f, c_limits);
+    cr_assert_eq(atomic_load(&f.up[0].reqs), 0, "a bad request reached the upstream");
+    cr_assert_eq(f.stats.headers_too_large, 2);
+    cr_assert_eq(f.stats.bad_requests, 7);
+}
+
+static void c_hop(struct fx *f)
+{
+    struct resp r;
+    int st = req(f,
+                 "GET /head HTTP/1.1\r\nHost: app.example:8080\r\nConnection: keep-alive, "
+                 "X-Private\r\nX-Private: secret\r\nKeep-Alive: 5\r\nTE: trailers\r\n"
+                 "Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                 "X-Forwarded-Proto: gopher\r\nX-Other: kept\r\n\r\n",
+                 &r);
+    CHECK(f, st == 200, "status %d", st);
+    if (st != 200)
+        return;
+    const char *up = r.body; /* the head the upstream received */
+    char v[256];
+    CHECK(f, !hdr_in(up, "X-Private", v, sizeof v), "named by Connection: %s", up);
+    CHECK(f, !hdr_in(up, "Keep-Alive", v, sizeof v), "keep-alive: %s", up);
+    CHECK(f, !hdr_in(up, "TE", v, sizeof v), "te: %s", up);
+    CHECK(f, !hdr_in(up, "Proxy-Connection", v, sizeof v), "proxy-connection: %s", up);
+    CHECK(f, !hdr_in(up, "Upgrade", v, sizeof v), "upgrade: %s", up);
+    CHECK(f, !hdr_in(up, "Connection", v, sizeof v), "connection: %s", up);
+    CHECK(f, hdr_in(up, "X-Other", v, sizeof v) && !strcmp(v, "kept"), "x-other: %s", up);
+    CHECK(f, hdr_in(up, "Host", v, sizeof v) && !strcmp(v, "app.example:8080"), "host: %s", up);
+    CHECK(f, hdr_in(up, "X-Forwarded-For", v, sizeof v) && !strcmp(v, "10.0.0.1, 127.0.0.1"),
+          "x-forwarded-for: %s", up);
+    CHECK(f, hdr_in(up, "X-Forwarded-Proto", v, sizeof v) && !strcmp(v, "http"),
+          "x-forwarded-proto: %s", up);
+    CHECK(f, hdr_in(up, "X-Forwarded-Host", v, sizeof v) && !strcmp(v, "app.example:8080"),
+          "x-forwarded-host: %s", up);
+    /* and on the way back */
+    CHECK(f, !resp_header(&r, "X-Secret"), "response x-secret: %s", r.head);
+    CHECK(f, !resp_header(&r, "Keep-Alive"), "response keep-alive: %s", r.head);
+    CHECK(f, !resp_header(&r, "Trailer"), "response trailer: %s", r.head);
+    CHECK(f, !resp_header(&r, "Connection"), "response connection: %s", r.head);
+    CHECK(f, resp_header(&r, "X-Kept"), "response x-kept: %s", r.head);
+    resp_free(&r);
+}
+
+Test(proxy, hop_by_hop_headers_go_and_x_forwarded_headers_come)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_hop);
+}
+
+static void c_rr(struct fx *f)
+{
+    int a = 0, b = 0;
+    for (int i = 0; i < 6; i++) {
+        struct resp r;
+        int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+        CHECK(f, st == 200, "status %d", st);
+        if (st == 200) {
+            a += strcmp(r.body, "hello A") == 0;
+            b += strcmp(r.body, "hello B") == 0;
+        }
+        resp_free(&r);
+    }
+    CHECK(f, a == 3 && b == 3, "a=%d b=%d", a, b);
+}
+
+Test(proxy, round_robin_spreads_requests_over_two_upstreams)
+{
+    struct fx f;
+    fx_init(&f, 2);
+    fx_run(&f, c_rr);
+}
+
+static void c_dead(struct fx *f)
+{
+    for (int i = 0; i < 4; i++) {
+        struct resp r;
+        int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+        CHECK(f, st == 200, "status %d", st);
+        CHECK(f, st != 200 || strcmp(r.body, "hello A") == 0, "body %s", r.body);
+        resp_free(&r);
+    }
+}
+
+Test(proxy, a_dead_upstream_is_skipped)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    /* a port with nothing listening: bound, never listened on */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &sl);
+    snprintf(f.addr[1], sizeof f.addr[1], "%s", f.addr[0]);
+    snprintf(f.addr[0], sizeof f.addr[0], "127.0.0.1:%d", ntohs(a.sin_port));
+    f.naddr = 2;
+    fx_run(&f, c_dead);
+    close(fd);
+    cr_assert_geq(f.stats.upstream_connect_errors, 1);
+    cr_assert_eq(f.stats.responses[2], 4);
+}
+
+static void c_all_dead(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 502, "status %d", st);
+    resp_free(&r);
+}
+
+Test(proxy, no_upstream_answering_is_a_502)
+{
+    struct fx f;
+    fx_init(&f, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &sl);
+    snprintf(f.addr[0], sizeof f.addr[0], "127.0.0.1:%d", ntohs(a.sin_port));
+    f.naddr = 1;
+    fx_run(&f, c_all_dead);
+    close(fd);
+}
+
+static void c_hold(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 404, "status %d", st); /* the upstream has no /hold */
+    resp_free(&r);
+    st = req(f, "GET /reply HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 201 && !strcmp(r.body, "made here\n"), "reply %d", st);
+    CHECK(f, st != 201 || resp_header(&r, "X-Mine"), "reply header");
+    resp_free(&r);
+}
+
+Test(proxy, a_held_request_is_forwarded_when_decide_answers_later)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_hold);
+    cr_assert_eq(atomic_load(&f.up[0].reqs), 1);
+    cr_assert_eq(f.stats.held, 0);
+}
+
+static void c_hold_timeout(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /hold-forever HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 503, "status %d", st);
+    const char *v = st ? resp_header(&r, "Retry-After") : NULL;
+    CHECK(f, v && !strcmp(v, "7"), "retry-after %s", v ? v : "-");
+    resp_free(&r);
+    for (int i = 0; i < IO_TIMEOUT_S * 1000 && !atomic_load(&f->gone_calls); i++)
+        usleep(1000);
+    CHECK(f, atomic_load(&f->gone_calls) == 1, "gone called %d times",
+          atomic_load(&f->gone_calls));
+}
+
+Test(proxy, the_hold_timeout_answers_503_with_retry_after_and_calls_gone)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.hold_timeout_ms = 100;
+    f.lim.retry_after_s = 7;
+    fx_run(&f, c_hold_timeout);
+    cr_assert_eq(f.stats.hold_timeouts, 1);
+    cr_assert_eq(f.stats.held, 0);
+}
+
+static void c_leave(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port))
+        return;
+    sends(c.fd, "GET /hold-forever HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < IO_TIMEOUT_S * 1000 && !atomic_load(&f->decided); i++)
+        usleep(1000);
+    cl_close(&c);
+    for (int i = 0; i < IO_TIMEOUT_S * 1000 && !atomic_load(&f->gone_calls); i++)
+        usleep(1000);
+    CHECK(f, atomic_load(&f->gone_calls) == 1, "gone called %d times",
+          atomic_load(&f->gone_calls));
+}
+
+Test(proxy, a_client_leaving_while_held_calls_gone)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_leave);
+    cr_assert_eq(f.stats.client_gone, 1);
+    cr_assert_eq(f.stats.held, 0);
 }
