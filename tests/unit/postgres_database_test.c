@@ -155,6 +155,8 @@ static void admin_sql(const char *fmt, ...)
 
 static void setup(void)
 {
+    /* a skip ends the test without its fini: decide before making anything */
+    admin_url();
     snprintf(fx.root, sizeof fx.root, "/tmp/prenv-test-pgdb-XXXXXX");
     cr_assert_not_null(mkdtemp(fx.root));
     fx.work = xasprintf("%s/work", fx.root);
