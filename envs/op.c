@@ -375,8 +375,8 @@ int op_prepare(struct op_env *oe, const struct op_opts *o, struct plan *p, struc
             return rc;
     }
     rc = eng_plan(oe->en, &oe->desired, p, e);
-    if (!rc)
-        rc = route_hosts(oe, p, false, e);
+    if (!rc && (rc = route_hosts(oe, p, false, e)))
+        plan_release(p); /* callers release a plan only when planning succeeded */
     if (rc)
         err_prefix(e, "environment '%s': ", oe->st->env);
     return rc;

@@ -11,7 +11,9 @@
 #include "envs/op.h"
 #include "envs/project.h"
 #include "hooks/github.h"
+#include "hooks/dashboard.h"
 #include "hooks/queue.h"
+#include "hooks/router.h"
 #include "hooks/report.h"
 #include "ttl/reap.h"
 
@@ -58,6 +60,9 @@ struct job_run {
 };
 
 struct serve {
+    const char *router_listen; /* the router's address (router.listen or --router); NULL: off */
+    struct router *rt;         /* NULL when off, or after it closed */
+    uv_timer_t route_timer;    /* reloads the route table shortly after state changes */
     const struct serve_opts *o;
     uv_loop_t loop;
     struct http_server http;
@@ -145,46 +150,62 @@ static void log_write(struct serve *sv)
     sb_reset(&sv->logbuf);
 }
 
-/* slog: level, message, then NULL-terminated key, value pairs */
+/* slog_line: write a finished line (see log_flush_cb) */
+static void slog_line(struct serve *sv, struct sb *b)
+{
+    sb_addc(b, '\n');
+    pthread_mutex_lock(&sv->log_mu);
+    /* on the loop thread while it runs, lines wait for the end of the loop
+     * iteration (log_flush_cb: one write for all of them); elsewhere they
+     * are written at once, after those waiting */
+    if (sv->log_buffered && pthread_equal(pthread_self(), sv->loop_thread) &&
+        sv->logbuf.len + b->len <= LOG_BUF_MAX) {
+        sb_add(&sv->logbuf, b->buf, b->len);
+    } else {
+        log_write(sv);
+        fwrite(b->buf, 1, b->len, sv->log);
+        fflush(sv->log);
+    }
+    pthread_mutex_unlock(&sv->log_mu);
+}
+
+static void slog_head(struct sb *b, const char *level, const char *msg)
+{
+    sb_adds(b, "ts=");
+    tm_rfc3339(b, tm_now_ms());
+    sb_adds(b, " level=");
+    sb_adds(b, level);
+    sb_adds(b, " msg=");
+    kv_value(b, msg);
+}
+
+static void slog_pair(struct sb *b, const char *k, const char *v)
+{
+    if (!v)
+        return;
+    sb_addc(b, ' ');
+    sb_adds(b, k);
+    sb_addc(b, '=');
+    kv_value(b, v);
+}
+
+/* slog: level, message, then NULL-terminated key, value pairs (a NULL
+ * value leaves its key out) */
 static void slog(struct serve *sv, const char *level, const char *msg, ...)
 {
     struct sb b;
     sb_init(&b);
-    sb_adds(&b, "ts=");
-    tm_rfc3339(&b, tm_now_ms());
-    sb_adds(&b, " level=");
-    sb_adds(&b, level);
-    sb_adds(&b, " msg=");
-    kv_value(&b, msg);
+    slog_head(&b, level, msg);
     va_list ap;
     va_start(ap, msg);
     for (;;) {
         const char *k = va_arg(ap, const char *);
         if (!k)
             break;
-        const char *v = va_arg(ap, const char *);
-        if (!v)
-            continue;
-        sb_addc(&b, ' ');
-        sb_adds(&b, k);
-        sb_addc(&b, '=');
-        kv_value(&b, v);
+        slog_pair(&b, k, va_arg(ap, const char *));
     }
     va_end(ap);
-    sb_addc(&b, '\n');
-    pthread_mutex_lock(&sv->log_mu);
-    /* on the loop thread while it runs, lines wait for the end of the loop
-     * iteration (log_flush_cb: one write for all of them); elsewhere they
-     * are written at once, after those waiting */
-    if (sv->log_buffered && pthread_equal(pthread_self(), sv->loop_thread) &&
-        sv->logbuf.len + b.len <= LOG_BUF_MAX) {
-        sb_add(&sv->logbuf, b.buf, b.len);
-    } else {
-        log_write(sv);
-        fwrite(b.buf, 1, b.len, sv->log);
-        fflush(sv->log);
-    }
-    pthread_mutex_unlock(&sv->log_mu);
+    slog_line(sv, &b);
     sb_release(&b);
 }
 
@@ -504,9 +525,14 @@ static void *job_thread(void *arg)
         cJSON_Delete(m);
         break;
     }
-    case JOB_WAKE:
-        op_run_wake(jr->job.env, 0, &oo, &jr->res);
+    case JOB_WAKE: {
+        /* a wake from a request holds over the schedule for a while */
+        cJSON *m = jr->job.meta ? cJSON_Parse(jr->job.meta) : NULL;
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "until_ms");
+        op_run_wake(jr->job.env, cJSON_IsNumber(u) ? (long long)u->valuedouble : 0, &oo, &jr->res);
+        cJSON_Delete(m);
         break;
+    }
     case JOB_WARN:
         op_run_warned(jr->job.env, &oo, &jr->res);
         break;
@@ -613,6 +639,8 @@ static void job_end(struct serve *sv, struct job_run *jr)
              "delivery", jr->job.delivery, "error", jr->res.error, "retry",
              jr->res.transient ? "yes" : "no", NULL);
     report_end_job(sv, &jr->job, &jr->res);
+    if (sv->rt)
+        router_job_ended(sv->rt, jr->job.env, jr->job.id, ok, jr->res.error);
     op_result_release(&jr->res);
     job_release(&jr->job);
     free(jr->finish_error);
@@ -633,6 +661,13 @@ static void reap_cb(uv_timer_t *t)
 
 /* a state file changed (`prenv env extend`, `env up --ttl` from a shell, or
  * our own jobs): decide again within a second — sooner if already due */
+static void route_reload_cb(uv_timer_t *t)
+{
+    struct serve *sv = t->data;
+    if (sv->rt)
+        router_reload(sv->rt);
+}
+
 static void state_changed(uv_fs_event_t *h, const char *file, int events, int status)
 {
     (void)file;
@@ -643,11 +678,14 @@ static void state_changed(uv_fs_event_t *h, const char *file, int events, int st
         return;
     if (uv_timer_get_due_in(&sv->reap_timer) > 1000 || !uv_is_active((uv_handle_t *)&sv->reap_timer))
         uv_timer_start(&sv->reap_timer, reap_cb, 1000, 0);
+    if (sv->rt && !uv_is_active((uv_handle_t *)&sv->route_timer))
+        uv_timer_start(&sv->route_timer, route_reload_cb, 200, 0);
 }
 
 /* queue a job from prenv itself (reaper, sweeper, PR comments) */
-static void push_job(struct serve *sv, const char *env, enum job_kind kind, const char *reason,
-                     const char *repo, long long number, const char *extra)
+static long long push_job(struct serve *sv, const char *env, enum job_kind kind,
+                          const char *reason, const char *repo, long long number,
+                          const char *extra)
 {
     struct sb m;
     sb_init(&m);
@@ -670,11 +708,13 @@ static void push_job(struct serve *sv, const char *env, enum job_kind kind, cons
     if (rc) {
         slog(sv, "error", "cannot queue a job", "env", env, "error", e.msg, NULL);
         err_release(&e);
+        id = -1;
     } else if (cancel) {
         cancel_running(sv, env, reason);
     }
     sb_release(&m);
     schedule(sv);
+    return id;
 }
 
 /* ---- the PR sweeper: a close webhook that never arrived ---- */
@@ -1557,6 +1597,74 @@ static void api_push(struct serve *sv, struct http_req *req, const char *name, e
     enqueue_intake(sv, in);
 }
 
+static void api_info(struct serve *sv, struct http_req *req)
+{
+    struct sb b;
+    sb_init(&b);
+    sb_adds(&b, "{\"project\": ");
+    sb_add_json_str(&b, sv->proj->name);
+    sb_adds(&b, ", \"version\": \"" PRENV_VERSION "\", \"router\": ");
+    if (sv->router_listen)
+        sb_add_json_str(&b, sv->router_listen);
+    else
+        sb_adds(&b, "null");
+    sb_addf(&b, ", \"actions\": %s}\n", sv->proj->serve.api_token ? "true" : "false");
+    respond_json(req, 200, b.buf);
+    sb_release(&b);
+}
+
+/* POST /api/v1/envs/ENV/sleep|wake|extend: the same jobs the reaper and PR
+ * comments queue; extend takes {"by": "24h"} (default 24h) */
+static void api_lifecycle(struct serve *sv, struct http_req *req, const char *name,
+                          const char *verb)
+{
+    if (!authorized(sv, req))
+        return;
+    struct st_summary sm;
+    struct err e = {0};
+    if (state_summary(&sm, sv->proj->state_dir, name, &e)) {
+        respond_error(req, e.code == PE_NOTFOUND ? 404 : 500, e.msg);
+        err_release(&e);
+        return;
+    }
+    st_summary_release(&sm);
+    long long by = 24 * 3600 * 1000LL;
+    if (!strcmp(verb, "extend") && req->body_len) {
+        cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "by");
+        const char *why = NULL;
+        bool ok = j && (!b || (cJSON_IsString(b) && dur_parse(b->valuestring, &by, &why) &&
+                               by > 0));
+        cJSON_Delete(j);
+        if (!ok) {
+            respond_error(req, 400, "the body must be JSON like {\"by\": \"24h\"}");
+            return;
+        }
+    }
+    char *reason = xasprintf("%s via the API from %s", verb, req->remote);
+    enum job_kind kind = !strcmp(verb, "sleep") ? JOB_SLEEP
+                         : !strcmp(verb, "wake") ? JOB_WAKE
+                                                 : JOB_EXTEND;
+    char *extra = kind == JOB_SLEEP    ? xstrdup("\"sleep\": \"manual\"")
+                  : kind == JOB_EXTEND ? xasprintf("\"by_ms\": %lld", by)
+                                       : NULL;
+    long long id = push_job(sv, name, kind, reason, NULL, 0, extra);
+    slog(sv, "info", "API request", "env", name, "intent", verb, "remote", req->remote, NULL);
+    struct sb b;
+    sb_init(&b);
+    if (id > 0) {
+        sb_addf(&b, "{\"result\": \"queued\", \"job\": %lld, \"env\": ", id);
+        sb_add_json_str(&b, name);
+        sb_addf(&b, ", \"intent\": \"%s\"}\n", verb);
+        respond_json(req, 202, b.buf);
+    } else {
+        respond_error(req, 503, "the job queue cannot be written; try again later");
+    }
+    sb_release(&b);
+    free(extra);
+    free(reason);
+}
+
 static void api_jobs(struct serve *sv, struct http_req *req)
 {
     char *json = NULL;
@@ -1582,6 +1690,8 @@ static void metrics(struct serve *sv, struct http_req *req)
 {
     struct sb b;
     sb_init(&b);
+    if (sv->rt)
+        router_metrics(sv->rt, &b);
     static const char *const results[] = {"queued", "duplicate", "stale", "error"};
     sb_adds(&b, "# HELP prenv_webhooks_total Webhook deliveries by outcome.\n"
                 "# TYPE prenv_webhooks_total counter\n");
@@ -1689,6 +1799,14 @@ static void handler(struct http_req *req, void *ctx)
         respond_json(req, 200, "{\"status\": \"ok\"}\n");
         return;
     }
+    if ((!strcmp(p, "/") || !strcmp(p, "/index.html")) && get) {
+        dash_page(req);
+        return;
+    }
+    if (!strcmp(p, "/api/v1/info") && get) {
+        api_info(sv, req);
+        return;
+    }
     if (!strcmp(p, "/metrics") && get) {
         metrics(sv, req);
         return;
@@ -1704,14 +1822,29 @@ static void handler(struct http_req *req, void *ctx)
     if (str_prefix(p, "/api/v1/envs/")) {
         char *name = xstrdup(p + strlen("/api/v1/envs/"));
         char *slash = strchr(name, '/');
-        if (!slash && get)
-            api_env(sv, req, name);
-        else if (!slash && !strcmp(m, "DELETE"))
-            api_push(sv, req, name, JOB_DESTROY);
-        else if (slash && !strcmp(slash, "/up") && !strcmp(m, "POST")) {
+        const char *sub = slash ? slash + 1 : NULL;
+        if (slash)
             *slash = 0;
+        bool post = !strcmp(m, "POST");
+        if (!str_is_slug(name, 63))
+            respond_error(req, 400, "not an environment name");
+        else if (!sub && get)
+            api_env(sv, req, name);
+        else if (!sub && !strcmp(m, "DELETE"))
+            api_push(sv, req, name, JOB_DESTROY);
+        else if (sub && !strcmp(sub, "up") && post)
             api_push(sv, req, name, JOB_UP);
-        } else
+        else if (sub && (!strcmp(sub, "sleep") || !strcmp(sub, "wake") || !strcmp(sub, "extend")) &&
+                 post)
+            api_lifecycle(sv, req, name, sub);
+        else if (sub && !strcmp(sub, "history") && get)
+            dash_history(req, sv->proj->state_dir, name);
+        else if (sub && !strcmp(sub, "logs") && get)
+            dash_logs(req, sv->proj->state_dir, name);
+        else if (sub && strcmp(sub, "up") && strcmp(sub, "sleep") && strcmp(sub, "wake") &&
+                 strcmp(sub, "extend") && strcmp(sub, "history") && strcmp(sub, "logs"))
+            respond_error(req, 404, "no such path; see docs/serve.md");
+        else
             respond_error(req, 405, "method not allowed here");
         free(name);
         return;
@@ -1749,6 +1882,7 @@ static void finish_stop(struct serve *sv)
     uv_close((uv_handle_t *)&sv->tick, close_noop);
     uv_close((uv_handle_t *)&sv->reap_timer, close_noop);
     uv_close((uv_handle_t *)&sv->sweep_timer, close_noop);
+    uv_close((uv_handle_t *)&sv->route_timer, close_noop);
     if (sv->watching)
         uv_close((uv_handle_t *)&sv->state_watch, close_noop);
     uv_close((uv_handle_t *)&sv->stop_timer, close_noop);
@@ -1762,7 +1896,7 @@ static void stop_check(uv_timer_t *t)
     /* final statuses go out before the reporter is closed (bounded by the
      * deadline: after it, what is pending is canceled) */
     bool reports_pending = sv->rep && report_pending(sv->rep) && !sv->stop_forced;
-    if (sv->nrunning == 0 && !sv->flush_busy && !sv->batch && !reports_pending) {
+    if (sv->nrunning == 0 && !sv->flush_busy && !sv->batch && !reports_pending && !sv->rt) {
         uv_timer_stop(t);
         finish_stop(sv);
     }
@@ -1794,6 +1928,12 @@ static void stop_deadline(uv_timer_t *t)
     uv_timer_start(t, stop_check, 100, 100);
 }
 
+static void router_closed(void *arg)
+{
+    struct serve *sv = arg;
+    sv->rt = NULL;
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct serve *sv = h->data;
@@ -1815,6 +1955,9 @@ static void signal_cb(uv_signal_t *h, int signum)
     if (sv->watching)
         uv_fs_event_stop(&sv->state_watch);
     http_server_close(&sv->http, 5000, http_closed_cb);
+    uv_timer_stop(&sv->route_timer);
+    if (sv->rt)
+        router_close(sv->rt, 5000, router_closed, sv);
     sv->stop_timer.data = sv;
     uv_timer_start(&sv->stop_timer, stop_deadline, (uint64_t)sv->proj->serve.shutdown_ms, 0);
     /* a quick path when nothing runs */
@@ -1822,6 +1965,33 @@ static void signal_cb(uv_signal_t *h, int signum)
         uv_timer_stop(&sv->stop_timer);
         uv_timer_start(&sv->stop_timer, stop_check, 50, 100);
     }
+}
+
+/* the router's hooks: a wake job for a request, and its log lines. A
+ * request's wake holds over the env's schedule for an hour, as `prenv env
+ * wake --until 1h` would, so a reviewer after hours is not put back to sleep
+ * at the reaper's next look. */
+#define ROUTER_WAKE_HOLD_MS (3600 * 1000LL)
+static long long router_wake(void *ctx, const char *env)
+{
+    struct serve *sv = ctx;
+    if (sv->stopping)
+        return -1;
+    char extra[64];
+    snprintf(extra, sizeof extra, "\"until_ms\": %lld", tm_now_ms() + ROUTER_WAKE_HOLD_MS);
+    return push_job(sv, env, JOB_WAKE, "a request through the router", NULL, 0, extra);
+}
+
+static void router_log(void *ctx, const char *level, const char *msg, const char *const *kv)
+{
+    struct serve *sv = ctx;
+    struct sb b;
+    sb_init(&b);
+    slog_head(&b, level, msg);
+    for (size_t i = 0; kv[i]; i += 2)
+        slog_pair(&b, kv[i], kv[i + 1]);
+    slog_line(sv, &b);
+    sb_release(&b);
 }
 
 int serve_run(const struct serve_opts *o, struct err *e)
@@ -1842,6 +2012,9 @@ int serve_run(const struct serve_opts *o, struct err *e)
     free(dir);
     if (rc)
         goto out_free;
+    sv->router_listen = o->router ? o->router : sv->proj->router.listen;
+    if (!strcmp(sv->router_listen, "off"))
+        sv->router_listen = NULL;
     const struct preview_policy *pp = &sv->proj->pp;
     sv->policy = (struct gh_policy){
         .drafts = pp->drafts,
@@ -1885,6 +2058,8 @@ int serve_run(const struct serve_opts *o, struct err *e)
     sv->reap_timer.data = sv;
     uv_timer_init(&sv->loop, &sv->sweep_timer);
     sv->sweep_timer.data = sv;
+    uv_timer_init(&sv->loop, &sv->route_timer);
+    sv->route_timer.data = sv;
     uv_signal_init(&sv->loop, &sv->sigint);
     uv_signal_init(&sv->loop, &sv->sigterm);
     sv->sigint.data = sv->sigterm.data = sv;
@@ -1910,13 +2085,28 @@ int serve_run(const struct serve_opts *o, struct err *e)
         slog(sv, "info", "reporting to GitHub", "api", g->api_url, "auth",
              report_auth_desc(sv->rep), NULL);
     }
+    char rport[16] = "off";
+    if (sv->router_listen) {
+        struct router_hooks rh = {.wake = router_wake, .log = router_log, .ctx = sv};
+        struct err rte = {0};
+        if (router_start(&sv->rt, &sv->loop, sv->router_listen, sv->proj, &rh, &rte)) {
+            /* webhooks and the API still work: say so loudly rather than stop */
+            slog(sv, "error", "the router is off: cannot listen", "router", sv->router_listen,
+                 "error", rte.msg, "hint", "free the port, or set router.listen / --router", NULL);
+            err_release(&rte);
+            sv->rt = NULL;
+        } else {
+            snprintf(rport, sizeof rport, "%d", router_port(sv->rt));
+        }
+    }
     char port[16], rec[16];
     snprintf(port, sizeof port, "%d", http_server_port(&sv->http));
     snprintf(rec, sizeof rec, "%d", recovered);
     slog(sv, "info", "prenv serve started", "project", sv->proj->name, "listen", listen, "port",
          port, "state_dir", sv->proj->state_dir, "resumed_jobs", rec, "webhooks",
          sv->proj->gh.webhook_secret ? "on" : "off (no secret)", "api",
-         sv->proj->serve.api_token ? "read-write" : "read-only (no token)", NULL);
+         sv->proj->serve.api_token ? "read-write" : "read-only (no token)", "router",
+         sv->rt ? sv->router_listen : "off", "router_port", rport, NULL);
     char *sdir = xasprintf("%s/state", sv->proj->state_dir);
     struct err we = {0};
     if (!fs_mkdir_p(sdir, 0700, &we)) {

@@ -19,6 +19,7 @@ struct serve_opts {
     const char *project_dir; /* NULL: search upwards from the cwd */
     const char *state_dir;   /* NULL: from prenv.yaml */
     const char *listen;      /* NULL: serve.listen */
+    const char *router;      /* NULL: router.listen; "off": no router */
     FILE *log;               /* structured log lines (key=value); NULL = stderr */
     int parallel;            /* operations at once within one job (0 = engine default) */
 };

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -410,7 +411,12 @@ int tl_http(int port, const char *method, const char *path, const char *const *h
     }
     struct sb req;
     sb_init(&req);
-    sb_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method, path);
+    /* a Host among the headers replaces ours (two would be a bad request) */
+    bool host = false;
+    for (size_t i = 0; headers && headers[i]; i++)
+        host |= !strncasecmp(headers[i], "Host:", 5);
+    sb_addf(&req, "%s %s HTTP/1.1\r\n%sConnection: close\r\n", method, path,
+            host ? "" : "Host: 127.0.0.1\r\n");
     for (size_t i = 0; headers && headers[i]; i++)
         sb_addf(&req, "%s\r\n", headers[i]);
     sb_addf(&req, "Content-Length: %zu\r\n\r\n", len);
