@@ -18,6 +18,7 @@ PROJECT="$ROOT/examples/shop"
 ENVS=(dev staging sb-demo)
 STATE=""
 STEP=0
+SERVE_PID=""
 
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
     B=$'\033[1m' G=$'\033[32m' R=$'\033[31m' D=$'\033[2m' N=$'\033[0m'
@@ -49,6 +50,10 @@ supervisors() { pgrep -f "prenv supervise $STATE/" || true; }
 cleanup() {
     local rc=$? e left pids
     trap - EXIT INT TERM
+    if [ -n "$SERVE_PID" ]; then
+        kill -TERM "$SERVE_PID" 2>/dev/null || true
+        wait "$SERVE_PID" 2>/dev/null || true
+    fi
     [ -n "$STATE" ] && [ -d "$STATE" ] || exit "$rc"
     left="$(q env list --json 2>/dev/null |
         python3 -c 'import json,sys; print(" ".join(e["name"] for e in json.load(sys.stdin)))' \
@@ -123,7 +128,7 @@ for e in "${ENVS[@]}"; do
     mapfile -t addrs < <(q env show "$e" --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-print(s["outputs"]["url"])
+print(s["outputs"]["direct"])
 for r in s["resources"]:
     for a in (r.get("outputs") or {}).get("addresses") or []:
         print("http://" + a)')
@@ -192,6 +197,37 @@ step "Ask the reaper what it would do" \
     "staging sleeps at weekends and sb-demo outside Mon-Fri 07:00-20:00 Berlin; prenv serve (or prenv reap from cron) acts on it. --dry-run only looks."
 run reap --dry-run
 run schedule next 'Mon-Fri 07:00-20:00 Europe/Berlin' -n 2
+
+# ---- the router ---------------------------------------------------------------
+step "Open dev at its own address, through prenv serve's router" \
+    "Each env's router.route gives it http://<env>.shop.localhost:PORT/; a request for a sleeping env wakes it and waits."
+read -r APORT RPORT < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+printf '%s$ prenv serve --listen 127.0.0.1:%s --router 127.0.0.1:%s &%s\n' "$D" "$APORT" "$RPORT" "$N"
+"$PRENV" --state-dir "$STATE" -C "$PROJECT" serve --listen "127.0.0.1:$APORT" \
+    --router "127.0.0.1:$RPORT" >"$STATE/serve.log" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 50); do
+    curl -fsS --max-time 1 "http://127.0.0.1:$APORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS --max-time 1 "http://127.0.0.1:$APORT/healthz" >/dev/null || die "prenv serve did not start: $(cat "$STATE/serve.log")"
+via_router() { curl -fsS --max-time 90 -H "Host: dev.shop.localhost" "http://127.0.0.1:$RPORT$1"; }
+printf '    GET http://dev.shop.localhost:%s/api/info  (curl -H "Host: dev.shop.localhost" http://127.0.0.1:%s/...)\n' "$RPORT" "$RPORT"
+body="$(via_router /api/info)" || die "the router did not answer for dev: $(tail -5 "$STATE/serve.log")"
+case "$body" in *'"stage": "dev"'*) ok "dev answered through the router" ;; *) die "the router answered: $body" ;; esac
+run env sleep dev
+t0=$(date +%s%N)
+body="$(via_router /api/info)" || die "the wake on request failed: $(tail -5 "$STATE/serve.log")"
+case "$body" in *'"stage": "dev"'*) ;; *) die "after the wake the router answered: $body" ;; esac
+ok "a request woke dev and got its answer in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+grep -E 'waking on request|woken' "$STATE/serve.log" | sed 's/^/      /' | cut -c1-160
+printf '    the dashboard: http://127.0.0.1:%s/\n' "$APORT"
+kill -TERM "$SERVE_PID" && wait "$SERVE_PID" 2>/dev/null || true
+SERVE_PID=""
 
 # ---- idempotence --------------------------------------------------------------
 step "Run env up dev again" \
