@@ -140,6 +140,7 @@ struct proxy_req {
     struct head rh;
     int status;
     bool resp_head_sent, resp_done, interim, close_client;
+    bool head_pending; /* the response head waits in uh to go out with body bytes */
     enum rmode mode;
     /* accounting */
     long long t_head, t_hold, held_us, connect_us, header_us, t_sent; /* us */
@@ -1807,13 +1808,15 @@ static int on_resp_headers(http_parser *hp)
     return u->req->method == HTTP_HEAD ? 1 : 0;
 }
 
+static int r_write_body(struct proxy_req *r, const char *d, size_t n);
+
 static int on_resp_body(http_parser *hp, const char *at, size_t len)
 {
     struct uconn *u = pu(hp);
     struct proxy_req *r = u->req;
     if (r->mode != RM_DECHUNK || !r->c)
         return 0;
-    if (c_write1(r->c, at, len) != 0) {
+    if (r_write_body(r, at, len) != 0) {
         u->bad = true;
         return -1;
     }
@@ -2144,7 +2147,9 @@ static bool resp_drop(const char *n)
     return false;
 }
 
-/* u_send_head: the client's copy of the upstream's response head */
+/* u_send_head: the client's copy of the upstream's response head, built
+ * into r->uh (a retry is no longer possible, so the request head is done
+ * with) and sent with the first body bytes: one write, one segment */
 static int u_send_head(struct uconn *u)
 {
     struct proxy *p = u->p;
@@ -2165,7 +2170,7 @@ static int u_send_head(struct uconn *u)
         if (chunked && r->minor == 0)
             r->mode = RM_DECHUNK;
     }
-    struct sb *b = &p->scratch;
+    struct sb *b = &r->uh;
     sb_reset(b);
     const char *rp = h->buf + h->offs[0];
     sb_addf(b, "HTTP/1.1 %d %s\r\n", status, *rp ? rp : reason(status));
@@ -2214,8 +2219,29 @@ static int u_send_head(struct uconn *u)
     sb_adds(b, "\r\n");
     r->status = status;
     r->resp_head_sent = true;
+    r->head_pending = true;
     count_status(p, status);
-    return c_write1(c, b->buf, b->len);
+    (void)c;
+    return 0;
+}
+
+/* r_flush_head: the response head alone, when no body bytes came with it */
+static int r_flush_head(struct proxy_req *r)
+{
+    if (!r->head_pending)
+        return 0;
+    r->head_pending = false;
+    return c_write1(r->c, r->uh.buf, r->uh.len);
+}
+
+/* r_write_body: body bytes to the client, behind the head if it waits */
+static int r_write_body(struct proxy_req *r, const char *d, size_t n)
+{
+    if (!r->head_pending)
+        return c_write1(r->c, d, n);
+    r->head_pending = false;
+    uv_buf_t b[2] = {uv_buf_init(r->uh.buf, (unsigned)r->uh.len), uv_buf_init((char *)d, (unsigned)n)};
+    return c_write(r->c, b, 2);
 }
 
 static void c_tunnel_start(struct cconn *c, struct uconn *u, const char *d, size_t n);
@@ -2227,6 +2253,10 @@ static void u_resp_done(struct uconn *u)
     struct cconn *c = r->c;
     bool reuse = r->req_done && http_should_keep_alive(&u->parser);
     u_release(u, reuse);
+    if (r_flush_head(r) != 0) {
+        c_close(c);
+        return;
+    }
     c_finish(c);
 }
 
@@ -2248,7 +2278,7 @@ static size_t u_step(struct uconn *u, const char *d, size_t n)
             u_fail(u, UF_BAD);
             return SIZE_MAX;
         }
-        if (k && r->mode == RM_RAW && c_write1(c, d, k) != 0) {
+        if (k && r->mode == RM_RAW && r_write_body(r, d, k) != 0) {
             c_close(c);
             return SIZE_MAX;
         }
@@ -2279,7 +2309,7 @@ static size_t u_step(struct uconn *u, const char *d, size_t n)
         }
         r->header_us = now_us() - r->t_sent;
         lat_add(p->stats.header_us, r->header_us);
-        if (u_send_head(u) != 0) {
+        if (u_send_head(u) != 0 || r_flush_head(r) != 0) {
             c_close(c);
             return SIZE_MAX;
         }
@@ -2376,7 +2406,11 @@ static void on_uread(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         u_close(u);
         return;
     }
-    if (u->st == U_BUSY) {
+    if (u->st == U_BUSY && u->req) {
+        if (r_flush_head(u->req) != 0) {
+            c_close(u->req->c);
+            return;
+        }
         u_arm(u);
         u_sync_read(u);
     }

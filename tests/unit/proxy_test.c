@@ -629,7 +629,7 @@ static void resp_free(struct resp *r)
 
 /* cl_resp: one final response, body de-chunked; false when the connection
  * ended before the response was whole */
-static bool cl_resp(struct cl *c, struct resp *r, bool head_req)
+static bool cl_resp_(struct cl *c, struct resp *r, bool head_req)
 {
     memset(r, 0, sizeof *r);
     for (;;) {
@@ -701,6 +701,14 @@ static bool cl_resp(struct cl *c, struct resp *r, bool head_req)
     r->blen = n;
     cl_consume(c, n);
     return true;
+}
+
+static bool cl_resp(struct cl *c, struct resp *r, bool head_req)
+{
+    if (cl_resp_(c, r, head_req))
+        return true;
+    resp_free(r);
+    return false;
 }
 
 /* cl_eof: the proxy closed the connection and sent nothing more */
