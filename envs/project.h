@@ -83,6 +83,8 @@ struct project {
     struct preview_policy pp;
     struct serve_conf serve;
     struct github_conf gh;
+    char *salt;          /* encryptionsalt: the secrets' salt state, NULL = none */
+    int salt_line;       /* where prenv.yaml has it */
     struct val *doc;     /* the whole parsed file */
 };
 
