@@ -419,9 +419,14 @@ static int need_key(struct op_env *oe, const struct plan *p, struct err *e)
         const struct secret_key *k = NULL;
         int rc = secret_project_key(&k, SEAL_PROMPT, e);
         if (rc) {
-            err_prefix(e, "environment '%s': resource '%s' %s: ", oe->st->env, s->name,
-                       secret_out ? "makes secret outputs, which are stored encrypted"
-                                  : "is given secrets");
+            const struct val *f = seal_first(s->props);
+            char *at = f && f->pos.src ? xasprintf(" (the one at %s:%d)", f->pos.src->name,
+                                                   f->pos.line)
+                                       : xstrdup("");
+            err_prefix(e, "environment '%s': resource '%s' %s%s: ", oe->st->env, s->name,
+                       f ? "is given secrets" : "makes secret outputs, which are stored encrypted",
+                       at);
+            free(at);
             return rc;
         }
         return 0;

@@ -155,6 +155,28 @@ static bool has(const struct val *v, bool sealed)
     return false;
 }
 
+static const struct val *first(const struct val *v, bool want_pos)
+{
+    if (!v)
+        return NULL;
+    if (v->encrypted && v->kind == VAL_STR)
+        return !want_pos || v->pos.src ? v : NULL;
+    size_t n = v->kind == VAL_LIST ? v->u.list.n : v->kind == VAL_MAP ? v->u.map.n : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct val *f = first(v->kind == VAL_LIST ? v->u.list.v[i] : v->u.map.e[i].v,
+                                    want_pos);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+const struct val *seal_first(const struct val *v)
+{
+    const struct val *f = first(v, true);
+    return f ? f : first(v, false);
+}
+
 bool seal_has_sealed(const struct val *v)
 {
     return has(v, true);

@@ -48,6 +48,9 @@ int seal_close(struct val **v, unsigned flags, struct err *e);
 /* seal_has_sealed / seal_has_plain: anywhere inside v. */
 bool seal_has_sealed(const struct val *v);
 bool seal_has_plain(const struct val *v);
+/* seal_first: the first sealed value inside v that knows its position in a
+ * file (else the first sealed one), or NULL. */
+const struct val *seal_first(const struct val *v);
 /* seal_is_withheld: an unknown that seal_open put where a secret was. */
 bool seal_is_withheld(const struct val *v);
 /* seal_keep: for each member of map fresh that equals the same member of

@@ -155,7 +155,8 @@ Test(secret, altered_or_malformed_values_are_refused_clearly, .init = low)
     err_release(&e);
     cr_assert_eq(secret_decrypt(&p, NULL, key, "plaintext", &e), PE_SECRET);
     err_release(&e);
-    cr_assert_eq(secret_key_open(&key, "v1:!!:x", "p", 1, "prenv.yaml:9", &e), PE_CONFIG);
+    struct secret_key *k2 = NULL;
+    cr_assert_eq(secret_key_open(&k2, "v1:!!:x", "p", 1, "prenv.yaml:9", &e), PE_CONFIG);
     cr_assert(strstr(e.msg, "prenv.yaml:9"), "%s", e.msg);
     err_release(&e);
     secret_key_free(key);
@@ -226,6 +227,7 @@ Test(secret, interpolation_keeps_secrets_sealed_until_opened, .init = low)
     struct val *w = NULL;
     cr_assert_eq(seal_open(&w, out, 0, &e), 0);
     cr_assert(seal_is_withheld(val_map_get(w, "b")));
+    val_free(w);
     cr_assert_eq(seal_open(&w, b, SEAL_NEED, &e), PE_SECRET);
     cr_assert(strstr(e.msg, "PRENV_PASSPHRASE") && e.hint, "%s", e.msg);
     err_release(&e);
