@@ -3,6 +3,7 @@
 #include "cmd/cmd.h"
 #include "cmd/ui.h"
 #include "core/lib/sb.h"
+#include "core/lib/seal.h"
 #include "envs/op.h"
 
 #include <stddef.h>
@@ -13,12 +14,15 @@
 struct list_opts {
     const char *env;
     bool json;
+    bool show_secrets;
 };
 
 #define O(f) offsetof(struct list_opts, f)
 static const struct cmd_opt opts[] = {
     {"env", 'e', OPT_STR, O(env), "ENV", "the environment (required)"},
     {"json", 0, OPT_BOOL, O(json), NULL, "print JSON (see docs/json.md)"},
+    {"show-secrets", 0, OPT_BOOL, O(show_secrets), NULL,
+     "print secrets in plaintext (needs the passphrase)"},
     {NULL, 0, 0, 0, NULL, NULL},
 };
 #undef O
@@ -40,6 +44,18 @@ static int exec_clist(struct cmd_ctx *c, void *vo, int argc, char **argv)
         op_close(oe);
         return code;
     }
+    if (o->show_secrets && seal_has_sealed(cfg)) {
+        /* the one command that prints a secret's plaintext, when asked */
+        struct val *open = NULL;
+        if ((rc = seal_open(&open, cfg, SEAL_NEED | SEAL_PROMPT, &e))) {
+            int code = cmd_error(c, &e);
+            val_free(cfg);
+            op_close(oe);
+            return code;
+        }
+        val_free(cfg);
+        cfg = open;
+    }
     struct cfg_leaf *l = NULL;
     size_t n = envcfg_flatten(cfg, &l);
     struct sb b;
@@ -58,8 +74,9 @@ static int exec_clist(struct cmd_ctx *c, void *vo, int argc, char **argv)
             sb_adds(&b, i ? ",\n  {\"key\": " : "\n  {\"key\": ");
             sb_add_json_str(&b, l[i].path);
             sb_adds(&b, ", \"value\": ");
-            val_json(&b, l[i].v, VAL_JSON_MASK);
-            sb_addf(&b, ", \"secret\": %s, \"from\": ", val_has_secret(l[i].v) ? "true" : "false");
+            val_json(&b, l[i].v, o->show_secrets ? 0 : VAL_JSON_MASK);
+            sb_addf(&b, ", \"secret\": %s, \"from\": ",
+                    val_has_secret(l[i].v) ? "true" : "false");
             const char *from = val_map_str(oe->cfg->origin, l[i].path, NULL);
             if (from)
                 sb_add_json_str(&b, from);
@@ -80,7 +97,10 @@ static int exec_clist(struct cmd_ctx *c, void *vo, int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             struct sb v;
             sb_init(&v);
-            ui_value(&v, l[i].v, 70);
+            if (o->show_secrets && val_has_secret(l[i].v))
+                val_text(&v, l[i].v);
+            else
+                ui_value(&v, l[i].v, 70);
             const char *from = val_map_str(oe->cfg->origin, l[i].path, "");
             sb_addf(&b, "  %-*s %-40s %s%s%s\n", (int)w, l[i].path, v.buf, cmd_c(c, "\033[2m"),
                     from, cmd_c(c, "\033[0m"));

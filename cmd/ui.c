@@ -337,6 +337,28 @@ int cmd_project(struct cmd_ctx *c, struct project **out, struct err *e)
     return rc;
 }
 
+/* the env's own layer file (relative) */
+int cmd_env_layer(struct cmd_ctx *c, const char *env, struct project **p, char **rel,
+                  struct err *e)
+{
+    *rel = NULL;
+    int rc = cmd_project(c, p, e);
+    if (rc)
+        return rc;
+    struct env_def d;
+    if ((rc = project_env(&d, *p, env, e)))
+        return rc;
+    if (!d.config) {
+        rc = err_set(e, PE_CONFIG, NULL, "environment '%s' has no config file of its own", env);
+        err_hint(e, "give its kind one in %s ('config:' under previews or sandboxes)",
+                 PROJECT_FILE);
+    } else {
+        *rel = xstrdup(d.config);
+    }
+    env_def_release(&d);
+    return rc;
+}
+
 struct op_opts cmd_op_opts(struct cmd_ctx *c, struct ui_progress *up)
 {
     return (struct op_opts){

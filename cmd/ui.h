@@ -35,6 +35,10 @@ void ui_fail_logs(struct cmd_ctx *c, struct op_env *oe, const char *resource);
 /* cmd_project: find and load the project (-C, --state-dir). */
 struct project;
 int cmd_project(struct cmd_ctx *c, struct project **out, struct err *e);
+/* cmd_env_layer: the project and env's own config layer file, relative to
+ * the project (caller frees both; an env without one is an error). */
+int cmd_env_layer(struct cmd_ctx *c, const char *env, struct project **p, char **rel,
+                  struct err *e);
 /* cmd_op_opts: the options every env operation shares — directories, the
  * command line for lock holders, waiting forever for the lock, progress and
  * lock messages through up (may be NULL). */

@@ -5,6 +5,7 @@
 
 #include "core/lib/fs.h"
 #include "core/lib/sb.h"
+#include "core/lib/seal.h"
 #include "core/lib/tm.h"
 #include "core/lib/xalloc.h"
 
@@ -35,8 +36,9 @@ struct task {
     size_t *waits;
     size_t nwaits, capwaits;
     /* worker inputs, owned by the task */
-    struct val *props;
-    struct val *old_props, *old_outputs, *old_priv;
+    struct val *props;      /* as rendered: secrets sealed; what state records */
+    struct val *call_props; /* props with secrets opened: what the provider gets */
+    struct val *old_props, *old_outputs, *old_priv; /* from state, secrets opened if possible */
     char *old_id;
     struct prov_call call;
     /* worker results */
@@ -540,6 +542,7 @@ static void task_release(struct task *t)
     free(t->name);
     free(t->waits);
     val_free(t->props);
+    val_free(t->call_props);
     val_free(t->old_props);
     val_free(t->old_outputs);
     val_free(t->old_priv);
@@ -564,8 +567,16 @@ static void snapshot_old(struct engine *en, struct task *t, const struct val *in
     val_free(t->old_outputs);
     val_free(t->old_priv);
     free(t->old_id);
-    t->old_props = inputs_override ? val_clone(inputs_override) : r ? val_clone(r->inputs) : NULL;
-    t->old_outputs = r ? val_clone(r->outputs) : NULL;
+    /* what state holds, with its secrets opened when the key is at hand;
+     * without it they are withheld (reading and removing rarely need them) */
+    const struct val *in = inputs_override ? inputs_override : r ? r->inputs : NULL;
+    struct err oe = {0};
+    t->old_props = t->old_outputs = NULL;
+    if (in)
+        seal_open(&t->old_props, in, 0, &oe);
+    if (r)
+        seal_open(&t->old_outputs, r->outputs, 0, &oe);
+    err_release(&oe);
     t->old_priv = r && r->priv ? val_clone(r->priv) : NULL;
     t->old_id = r && r->id ? xstrdup(r->id) : NULL;
 }
@@ -580,7 +591,7 @@ static void fill_call(struct engine *en, struct task *t)
         .work_dir = en->work_dir,
         .log_dir = en->log_dir,
         .run_dir = en->run_dir,
-        .props = t->props,
+        .props = t->call_props ? t->call_props : t->props,
         .old_props = t->old_props,
         .old_outputs = t->old_outputs,
         .priv = t->old_priv,
@@ -691,6 +702,9 @@ static void signal_cb(uv_signal_t *h, int signum)
                 "interrupted: finishing the operations already running, then saving");
     }
 }
+
+static struct val *stored_outputs(const struct provider *p, const struct val *fresh,
+                                  const struct val *stored, const struct val *opened);
 
 static void save_now(struct runner *rn)
 {
@@ -949,7 +963,8 @@ static void rec_finish(struct runner *rn, struct task *t)
             nr.id = t->res.id ? xstrdup(t->res.id) : NULL;
             nr.inputs = p && p->inputs ? val_clone(p->inputs) : val_map(NULL);
             nr.inputs_hash = state_hash(nr.inputs);
-            nr.outputs = t->res.outputs ? val_clone(t->res.outputs) : val_map(NULL);
+            nr.outputs = stored_outputs(t->prov, t->res.outputs, r ? r->outputs : NULL,
+                                        t->old_outputs);
             nr.priv = t->res.priv ? val_clone(t->res.priv) : NULL;
             if (r) {
                 nr.deps = xcalloc(r->ndeps + 1, sizeof *nr.deps);
@@ -970,8 +985,10 @@ static void rec_finish(struct runner *rn, struct task *t)
     } else if (!strcmp(op, "update")) {
         if (t->res.exists) {
             if (r && t->res.outputs) {
+                struct val *o = stored_outputs(t->prov, t->res.outputs, r->outputs,
+                                               t->old_outputs);
                 val_free(r->outputs);
-                r->outputs = val_clone(t->res.outputs);
+                r->outputs = o;
             }
             if (r && t->res.priv) {
                 val_free(r->priv);
@@ -1127,9 +1144,14 @@ static void ref_finish(struct runner *rn, struct task *t)
         free(r->drift); /* put back by hand since: no longer drifted */
         r->drift = NULL;
     }
-    if (r && t->res.outputs && !val_equal(r->outputs, t->res.outputs)) {
-        val_free(r->outputs);
-        r->outputs = val_clone(t->res.outputs);
+    if (r && t->res.outputs) {
+        struct val *o = stored_outputs(t->prov, t->res.outputs, r->outputs, t->old_outputs);
+        if (!val_equal(r->outputs, o)) {
+            val_free(r->outputs);
+            r->outputs = o;
+        } else {
+            val_free(o);
+        }
     }
     if (r && t->res.priv) {
         val_free(r->priv);
@@ -1220,6 +1242,15 @@ static int apply_prepare(struct runner *rn, struct task *t, struct err *e)
         free(why);
     }
     snapshot_old(en, t, NULL);
+    val_free(t->call_props);
+    t->call_props = NULL;
+    if (t->op != OP_SAME && seal_has_sealed(t->props)) {
+        /* the provider needs the plaintext: the one place secrets are opened */
+        if ((rc = seal_open(&t->call_props, t->props, SEAL_NEED | SEAL_PROMPT, e))) {
+            err_prefix(e, "resource '%s': ", t->name);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -1231,6 +1262,21 @@ static void mark_secret_outputs(const struct provider *p, struct val *outs)
             if (v)
                 v->secret = 1;
         }
+}
+
+/* outputs as state keeps them: secret ones marked, unchanged secrets with
+ * their old ciphertext, new ones sealed when the project has a key */
+static struct val *stored_outputs(const struct provider *p, const struct val *fresh,
+                                  const struct val *stored, const struct val *opened)
+{
+    struct val *o = fresh ? val_clone(fresh) : val_map(NULL);
+    if (p)
+        mark_secret_outputs(p, o);
+    seal_keep(o, stored, opened);
+    struct err e = {0};
+    seal_close(&o, SEAL_PROMPT, &e); /* without a key they stay plaintext (state tags them) */
+    err_release(&e);
+    return o;
 }
 
 static void apply_finish(struct runner *rn, struct task *t)
@@ -1258,10 +1304,10 @@ static void apply_finish(struct runner *rn, struct task *t)
     nr.id = t->res.id ? xstrdup(t->res.id) : old && old->id ? xstrdup(old->id) : NULL;
     nr.inputs = val_clone(t->props);
     nr.inputs_hash = state_hash(nr.inputs);
-    nr.outputs = t->res.outputs ? val_clone(t->res.outputs)
+    nr.outputs = t->res.outputs ? stored_outputs(n->prov, t->res.outputs, old ? old->outputs : NULL,
+                                                 t->old_outputs)
                  : old          ? val_clone(old->outputs)
                                 : val_map(NULL);
-    mark_secret_outputs(n->prov, nr.outputs);
     nr.priv = t->res.priv ? val_clone(t->res.priv) : old && old->priv ? val_clone(old->priv) : NULL;
     nr.deps = xcalloc(n->ndeps + 1, sizeof *nr.deps);
     for (size_t i = 0; i < n->ndeps; i++)
@@ -1541,6 +1587,15 @@ int eng_call(struct engine *en, const struct provider *p, const char *resource, 
     if (rc)
         return rc;
     const struct st_res *sr = state_res(en->st, resource);
+    struct val *oprops = NULL, *oold = NULL, *oouts = NULL;
+    if (props && (rc = seal_open(&oprops, props, SEAL_NEED | SEAL_PROMPT, e)))
+        return rc;
+    struct err oe = {0};
+    if (sr) {
+        seal_open(&oold, sr->inputs, 0, &oe);
+        seal_open(&oouts, sr->outputs, 0, &oe);
+    }
+    err_release(&oe);
     struct prov_call c = {
         .env = en->st->env,
         .resource = resource,
@@ -1549,9 +1604,9 @@ int eng_call(struct engine *en, const struct provider *p, const char *resource, 
         .work_dir = en->work_dir,
         .log_dir = en->log_dir,
         .run_dir = en->run_dir,
-        .props = props,
-        .old_props = sr ? sr->inputs : NULL,
-        .old_outputs = sr ? sr->outputs : NULL,
+        .props = oprops,
+        .old_props = oold,
+        .old_outputs = oouts,
         .priv = sr ? sr->priv : NULL,
         .id = sr ? sr->id : NULL,
         .host = en->host,
@@ -1573,5 +1628,8 @@ int eng_call(struct engine *en, const struct provider *p, const char *resource, 
     default:
         rc = err_set(e, PE_INTERNAL, NULL, "eng_call: unsupported operation");
     }
+    val_free(oprops);
+    val_free(oold);
+    val_free(oouts);
     return rc;
 }

@@ -69,7 +69,7 @@ const struct prov_output *prov_output_find(const struct provider *p, const char 
 static bool is_scalar(const struct val *v)
 {
     return v->kind == VAL_STR || v->kind == VAL_INT || v->kind == VAL_FLOAT ||
-           v->kind == VAL_BOOL || v->kind == VAL_UNKNOWN;
+           v->kind == VAL_BOOL || v->kind == VAL_UNKNOWN || v->encrypted;
 }
 
 static const char *type_desc(enum prop_type t)
@@ -90,8 +90,8 @@ static const char *type_desc(enum prop_type t)
 
 static int check_type(const struct prov_prop *pp, const struct val *v, struct err *e)
 {
-    if (v->kind == VAL_UNKNOWN)
-        return 0;
+    if (v->kind == VAL_UNKNOWN || v->encrypted)
+        return 0; /* a sealed secret is checked by the provider once opened */
     bool ok = true;
     switch (pp->type) {
     case PT_ANY:

@@ -4,6 +4,7 @@
 #include "core/lib/crypto.h"
 #include "core/lib/fs.h"
 #include "core/lib/sb.h"
+#include "core/lib/seal.h"
 #include "core/lib/tm.h"
 #include "core/lib/xalloc.h"
 
@@ -215,7 +216,17 @@ static void add_val(struct sb *b, const char *key, const struct val *v, bool *fi
         sb_adds(b, "null");
         return;
     }
-    /* secrets are stored tagged so they read back as secrets */
+    /* secrets are stored sealed (encrypted) when the project has a key at
+     * hand, else tagged so they read back as secrets */
+    if (!mask && seal_has_plain(v)) {
+        struct val *c = val_clone(v);
+        struct err e = {0};
+        seal_close(&c, 0, &e);
+        err_release(&e);
+        val_json(b, c, VAL_JSON_TAGGED);
+        val_free(c);
+        return;
+    }
     val_json(b, v, mask ? VAL_JSON_MASK : VAL_JSON_TAGGED);
 }
 

@@ -7,7 +7,9 @@
 #include "core/lib/sb.h"
 #include "core/lib/str.h"
 #include "core/lib/tm.h"
+#include "core/lib/seal.h"
 #include "core/lib/xalloc.h"
+#include "envs/secret.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -438,6 +440,41 @@ static struct val *resource_changes(const struct plan *p)
     return l;
 }
 
+/* the project's key, before anything changes, when the plan will open a
+ * secret or store a secret output: asked for (or refused) now rather than
+ * halfway through the run */
+static int need_key(struct op_env *oe, const struct plan *p, struct err *e)
+{
+    if (!oe->proj->salt)
+        return 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct plan_step *s = &p->steps[i];
+        if (s->op == OP_SAME || s->op == OP_DELETE || !s->prov)
+            continue;
+        bool secret_out = false;
+        for (const struct prov_output *o = s->prov->outputs; o && o->name; o++)
+            if (o->flags & OUT_SECRET)
+                secret_out = true;
+        if (!secret_out && !seal_has_sealed(s->props))
+            continue;
+        const struct secret_key *k = NULL;
+        int rc = secret_project_key(&k, SEAL_PROMPT, e);
+        if (rc) {
+            const struct val *f = seal_first(s->props);
+            char *at = f && f->pos.src ? xasprintf(" (the one at %s:%d)", f->pos.src->name,
+                                                   f->pos.line)
+                                       : xstrdup("");
+            err_prefix(e, "environment '%s': resource '%s' %s%s: ", oe->st->env, s->name,
+                       f ? "is given secrets" : "makes secret outputs, which are stored encrypted",
+                       at);
+            free(at);
+            return rc;
+        }
+        return 0;
+    }
+    return 0;
+}
+
 int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int done[OP_COUNT],
              long long started_ms, struct err *e)
 {
@@ -448,7 +485,10 @@ int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int don
         st->status = xstrdup("creating");
     }
     st->activity_ms = tm_now_ms(); /* a deploy is activity (the idle TTL) */
-    int rc = route_hosts(oe, p, true, e);
+    int rc = need_key(oe, p, e);
+    if (rc)
+        return rc;
+    rc = route_hosts(oe, p, true, e);
     if (rc)
         err_prefix(e, "environment '%s': ", st->env);
     else

@@ -7,6 +7,7 @@
 #include "core/lib/str.h"
 #include "core/lib/xalloc.h"
 #include "core/lib/yt.h"
+#include "envs/secret.h"
 #include "ttl/sched.h"
 
 #include <ctype.h>
@@ -33,7 +34,8 @@ int project_check_schedule(const struct val *sc, struct err *e)
 
 static const char *const top_keys[] = {"project", "description", "template", "state_dir",
                                        "ports",   "tags",        "stages",   "previews",
-                                       "sandboxes", "serve",     "router",   "github", NULL};
+                                       "sandboxes", "serve",     "router",   "github",
+                                       "encryptionsalt", NULL};
 
 int project_find(char **dir, const char *start, struct err *e)
 {
@@ -116,6 +118,7 @@ void project_free(struct project *p)
     free(p->gh.token);
     free(p->gh.app_id);
     free(p->gh.app_key_file);
+    free(p->salt);
     val_free(p->doc);
     free(p);
 }
@@ -623,6 +626,28 @@ int project_load(struct project **out, const char *dir, const char *state_dir, s
     if ((rc = load_preview_policy(p, e)) || (rc = load_serve(p, e)) || (rc = load_router(p, e)) ||
         (rc = load_github(p, e)))
         goto fail;
+    const char *salt = NULL;
+    if ((rc = schema_str(p->doc, "encryptionsalt", &salt, e)))
+        goto fail;
+    if (salt) {
+        const struct val *sv = val_map_get(p->doc, "encryptionsalt");
+        if (strncmp(salt, "v1:", 3) != 0 || !strchr(salt + 3, ':')) {
+            rc = err_set(e, PE_CONFIG, &sv->pos,
+                         "'encryptionsalt' must be v1:<salt>:<check value> as prenv or Pulumi "
+                         "wrote it");
+            err_hint(e, "restore it from version control; without it no secret of the project "
+                        "opens");
+            goto fail;
+        }
+        p->salt = xstrdup(salt);
+        p->salt_line = sv->pos.line;
+    }
+    {
+        char *where = p->salt ? xasprintf("%s:%d", PROJECT_FILE, p->salt_line)
+                              : xstrdup(PROJECT_FILE);
+        secret_project_set(p->salt, where);
+        free(where);
+    }
     /* stage names must not be claimed by the patterns */
     for (size_t i = 0; i < p->nstages; i++) {
         const struct stage *s = &p->stages[i];

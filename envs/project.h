@@ -98,6 +98,8 @@ struct project {
     struct serve_conf serve;
     struct router_conf router;
     struct github_conf gh;
+    char *salt;          /* encryptionsalt: the secrets' salt state, NULL = none */
+    int salt_line;       /* where prenv.yaml has it */
     struct val *doc;     /* the whole parsed file */
 };
 

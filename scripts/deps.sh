@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git python3 tzdata ca-certificates curl procps psmisc
 libuv1-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libmbedtls-dev libgit2-dev
 libhttp-parser-dev libsqlite3-dev sqlite3 libpq-dev libcriterion-dev postgresql
-chromium fonts-dejavu-core wrk nginx"
+chromium fonts-dejavu-core wrk nginx python3-cryptography"
 # npm (for the test suite's webhook examples and the benchmarks' peers) comes
 # with Node.js; Debian's own packages when the machine has neither
 if ! command -v npm >/dev/null 2>&1; then PKGS="$PKGS nodejs npm"; fi

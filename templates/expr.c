@@ -239,6 +239,11 @@ int expr_walk(struct val **out, const struct val *root, const struct expr_ref *r
         const struct expr_seg *sg = &ref->segs[i];
         if (v->kind == VAL_UNKNOWN)
             break;
+        if (v->encrypted)
+            return err_set(e, PE_CONFIG, &ref->pos,
+                           "in '${%s}': cannot look inside an encrypted secret; refer to the "
+                           "whole value",
+                           ref->text);
         if (sg->key) {
             if (v->kind != VAL_MAP) {
                 char *sofar = expr_ref_path(ref, 0);
@@ -312,6 +317,7 @@ static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup
     struct sb b;
     sb_init(&b);
     bool secret = s->secret, unknown = false;
+    struct val *cat = NULL; /* set once a part is sealed */
     struct sb waits;
     sb_init(&waits);
     for (size_t i = 0; i < p.n && !rc; i++) {
@@ -328,6 +334,21 @@ static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup
         if (val_has_unknown(v)) {
             unknown = true;
             sb_addf(&waits, "%s%s", waits.len ? ", " : "", p.parts[i].ref.text);
+        } else if (v->encrypted) {
+            /* a sealed secret is not opened here: the result is the sealed
+             * concatenation of the text so far, it and what follows */
+            if (!cat) {
+                cat = val_list(&s->pos);
+                cat->secret = cat->encrypted = 1;
+            }
+            if (b.len)
+                val_list_push(cat, val_strn(b.buf, b.len, &s->pos));
+            sb_reset(&b);
+            if (v->kind == VAL_LIST)
+                for (size_t k = 0; k < v->u.list.n; k++)
+                    val_list_push(cat, val_clone(v->u.list.v[k]));
+            else
+                val_list_push(cat, val_clone(v));
         } else if (v->kind == VAL_NULL) {
             /* null interpolates as empty text */
         } else {
@@ -336,12 +357,18 @@ static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup
         val_free(v);
     }
     parsed_release(&p);
-    if (!rc) {
+    if (!rc && cat && !unknown) {
+        if (b.len)
+            val_list_push(cat, val_strn(b.buf, b.len, &s->pos));
+        *out = cat;
+        cat = NULL;
+    } else if (!rc) {
         struct val *r = unknown ? val_unknown(waits.buf) : val_strn(b.buf, b.len, &s->pos);
         r->pos = s->pos;
         r->secret = secret;
         *out = r;
     }
+    val_free(cat);
     sb_release(&b);
     sb_release(&waits);
     return rc;

@@ -120,6 +120,7 @@ struct val *val_clone(const struct val *v)
     c->secret = v->secret;
     c->quoted = v->quoted;
     c->encrypted = v->encrypted;
+    c->sealed_json = v->sealed_json;
     switch (v->kind) {
     case VAL_STR:
     case VAL_UNKNOWN:
@@ -243,6 +244,8 @@ bool val_equal(const struct val *a, const struct val *b)
 {
     if (!a || !b)
         return a == b;
+    if (a->encrypted != b->encrypted || a->sealed_json != b->sealed_json)
+        return false; /* a sealed value equals only the same sealed form */
     if (a->kind != b->kind) {
         if ((a->kind == VAL_INT && b->kind == VAL_FLOAT) ||
             (a->kind == VAL_FLOAT && b->kind == VAL_INT)) {
@@ -410,6 +413,22 @@ static void json_rec(struct sb *out, const struct val *v, int flags, int depth, 
         return;
     }
     bool pretty = flags & VAL_JSON_PRETTY;
+    if (v->encrypted && v->kind == VAL_STR) {
+        sb_adds(out, v->sealed_json ? "{\"$sealed\":" : "{\"$secure\":");
+        sb_add_json_str(out, v->u.str.s);
+        sb_addc(out, '}');
+        return;
+    }
+    if (v->encrypted && v->kind == VAL_LIST) {
+        sb_adds(out, "{\"$concat\":[");
+        for (size_t i = 0; i < v->u.list.n; i++) {
+            if (i)
+                sb_addc(out, ',');
+            json_rec(out, v->u.list.v[i], flags, depth + 1, canon);
+        }
+        sb_adds(out, "]}");
+        return;
+    }
     bool tag = v->secret && (canon || (flags & VAL_JSON_TAGGED));
     if (tag)
         sb_adds(out, "{\"$secret\":");
@@ -514,6 +533,18 @@ struct cJSON *val_to_cjson(const struct val *v, int flags)
     if (v->secret && (flags & VAL_JSON_MASK))
         return cJSON_CreateString("[secret]");
     cJSON *j = NULL;
+    if (v->encrypted && (v->kind == VAL_STR || v->kind == VAL_LIST)) {
+        j = cJSON_CreateObject();
+        if (v->kind == VAL_STR) {
+            cJSON_AddStringToObject(j, v->sealed_json ? "$sealed" : "$secure", v->u.str.s);
+        } else {
+            cJSON *parts = cJSON_CreateArray();
+            for (size_t i = 0; i < v->u.list.n; i++)
+                cJSON_AddItemToArray(parts, val_to_cjson(v->u.list.v[i], flags));
+            cJSON_AddItemToObject(j, "$concat", parts);
+        }
+        return j;
+    }
     switch (v->kind) {
     case VAL_NULL:
         j = cJSON_CreateNull();
@@ -566,6 +597,21 @@ struct val *val_from_cjson(const cJSON *j)
             struct val *v = val_from_cjson(j->child);
             v->secret = 1;
             return v;
+        }
+        bool secure = strcmp(j->child->string, "$secure") == 0,
+             sealed = strcmp(j->child->string, "$sealed") == 0;
+        if ((secure || sealed) && cJSON_IsString(j->child)) {
+            struct val *v = val_str(j->child->valuestring, NULL);
+            v->secret = v->encrypted = 1;
+            v->sealed_json = sealed;
+            return v;
+        }
+        if (strcmp(j->child->string, "$concat") == 0 && cJSON_IsArray(j->child)) {
+            struct val *l = val_list(NULL);
+            l->secret = l->encrypted = 1;
+            for (const cJSON *c = j->child->child; c; c = c->next)
+                val_list_push(l, val_from_cjson(c));
+            return l;
         }
         if (strcmp(j->child->string, "$unknown") == 0 && cJSON_IsString(j->child))
             return val_unknown(j->child->valuestring);

@@ -28,7 +28,11 @@ struct val {
     enum val_kind kind;
     unsigned secret : 1;    /* a secret, or derived from one: masked everywhere */
     unsigned quoted : 1;    /* a quoted YAML scalar (columns inside it are offset by one) */
-    unsigned encrypted : 1; /* VAL_STR holding "v1:..." ciphertext not decrypted yet */
+    unsigned encrypted : 1; /* sealed: the plaintext is not here (see core/lib/seal.h):
+                             * VAL_STR "v1:..." ciphertext of a string (config `secure:`),
+                             * or of a value's JSON when sealed_json is set; VAL_LIST: the
+                             * concatenation of its parts (text and sealed strings) */
+    unsigned sealed_json : 1; /* with encrypted VAL_STR: the plaintext is JSON */
     struct pos pos;
     union {
         bool b;
@@ -100,7 +104,9 @@ enum {
     VAL_JSON_MASK = 1,   /* secrets print as "[secret]" */
     VAL_JSON_PRETTY = 2, /* indented */
     VAL_JSON_HUMAN = 4,  /* unknowns print as "(known after apply: x)" */
-    VAL_JSON_TAGGED = 8, /* secrets are written {"$secret": value}, as state stores them */
+    VAL_JSON_TAGGED = 8, /* secrets are written {"$secret": value}, as state stores them;
+                          * sealed values are always written {"$secure": "v1:..."},
+                          * {"$sealed": "v1:..."} or {"$concat": [parts]} */
 };
 void val_text(struct sb *out, const struct val *v);
 void val_json(struct sb *out, const struct val *v, int flags);
