@@ -243,9 +243,15 @@ static int download(int out, const char *uri, long long *size, struct err *e)
                             : status >= 500 || status == 429 ? PE_TRANSIENT
                                                              : PE_PROVIDER,
                          NULL, "artifact %s: the server answered HTTP %ld", uri, status);
+            err_hint(e, status == 401 || status == 403
+                            ? "the server wants credentials prenv does not send; download the "
+                              "file and pin its path instead"
+                            : "check the URL; the digest stays the same wherever the file is");
         } else {
             rc = err_set(e, PE_TRANSIENT, NULL, "artifact %s: %s", uri,
                          ebuf[0] ? ebuf : curl_easy_strerror(cc));
+            err_hint(e, "the download failed before the digest could be checked; try again, or "
+                        "pin a local copy");
         }
     }
     curl_easy_cleanup(h);
