@@ -25,7 +25,8 @@ struct promote_opts {
 
 #define O(f) offsetof(struct promote_opts, f)
 static const struct cmd_opt opts[] = {
-    {"yes", 'y', OPT_BOOL, O(yes), NULL, "apply without asking (a stage needing approval still waits)"},
+    {"yes", 'y', OPT_BOOL, O(yes), NULL,
+     "apply without asking (a stage needing approval still waits)"},
     {"json", 0, OPT_BOOL, O(json), NULL, "print the result as JSON (progress goes to stderr)"},
     {NULL, 0, 0, 0, NULL, NULL},
 };
