@@ -7,11 +7,16 @@
 #include "core/lib/crypto.h"
 #include "core/lib/xalloc.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* `run` hashes the file the env was given; its output is what ran */
@@ -502,4 +507,84 @@ Test(promote, approval_values_other_than_required_or_none_point_at_the_file)
                                                              "required, none"),
               "%s", r.err);
     tl_res_free(&r);
+}
+
+/* a loopback HTTP server in a child process: GET /NAME answers body, anything
+ * else 404. The child works in the project dir, so the suite's cleanup kills
+ * it even when an assertion stops the test first. */
+static pid_t serve_one_file(const char *name, const char *body, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)P.port_hi)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "bind %d", P.port_hi);
+    cr_assert_eq(listen(fd, 8), 0);
+    *port = P.port_hi;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid) {
+        close(fd);
+        return pid;
+    }
+    if (chdir(P.dir) != 0)
+        _exit(1);
+    for (;;) {
+        int c = accept(fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char req[2048];
+        size_t n = 0;
+        while (n < sizeof req - 1 && !memmem(req, n, "\r\n\r\n", 4)) {
+            ssize_t k = read(c, req + n, sizeof req - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+        }
+        req[n] = 0;
+        char want[256];
+        snprintf(want, sizeof want, "GET /%s ", name);
+        char head[256];
+        bool hit = !strncmp(req, want, strlen(want));
+        int hl = snprintf(head, sizeof head,
+                          "HTTP/1.1 %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                          hit ? "200 OK" : "404 Not Found", hit ? strlen(body) : 0);
+        if (write(c, head, (size_t)hl) < 0 || (hit && write(c, body, strlen(body)) < 0))
+            _exit(1);
+        close(c);
+    }
+}
+
+Test(promote, an_http_artifact_is_downloaded_verified_and_promoted)
+{
+    tl_proj_new(&P, TPL, NULL, STAGES);
+    const char *body = "served over http\n";
+    char hex[65];
+    crypto_sha256_hex(body, strlen(body), hex);
+    int port = 0;
+    pid_t srv = serve_one_file("shop-5.0.1.tar.gz", body, &port);
+    char *spec = xasprintf("http://127.0.0.1:%d/shop-5.0.1.tar.gz@sha256:%s", port, hex);
+    char *missing = xasprintf("http://127.0.0.1:%d/gone.tgz@sha256:%s", port, hex);
+    struct tl_res r = RUN("env", "up", "dev", "--yes", "--artifact", missing);
+    CODE(r, 1);
+    cr_assert(strstr(r.err, "the server answered HTTP 404"), "%s", r.err);
+    tl_res_free(&r);
+    r = RUN("env", "up", "dev", "--yes", "--artifact", spec);
+    OK(r);
+    tl_res_free(&r);
+    kill(srv, SIGKILL);
+    waitpid(srv, NULL, 0);
+    assert_ran("dev", hex);
+    char *v = out_of("dev", "version");
+    cr_assert_str_eq(v, "5.0.1");
+    free(v);
+    /* the server is gone: the stored copy is what staging gets */
+    r = RUN("promote", "dev", "staging", "--yes");
+    OK(r);
+    tl_res_free(&r);
+    assert_ran("staging", hex);
+    free(missing);
+    free(spec);
 }
