@@ -12,7 +12,7 @@
  * and the person said no) and save it under state_dir. Returns the exit code. */
 int cmd_promo_apply(struct cmd_ctx *c, struct val *rec, const char *state_dir, bool yes,
                     bool json, bool approving);
-/* cmd_promo_line: "3fa9c0  staging -> prod  shop 1.4.0 (sha256:0123abcd4567...)" */
+/* cmd_promo_describe: "staging -> prod: shop 1.4.0 (sha256:...)" */
 void cmd_promo_describe(struct sb *out, const struct val *rec);
 
 #endif
