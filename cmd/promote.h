@@ -6,6 +6,8 @@
 #include "cmd/cmd.h"
 #include "core/lib/val.h"
 
+struct sb;
+
 /* cmd_promo_apply: show the config differences between rec's envs, run the
  * target's up with rec's artifact pin (history records the promotion), then
  * record the outcome in rec (applied, failed; back to pending when approving
