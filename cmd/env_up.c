@@ -25,12 +25,19 @@ static const struct cmd_opt opts[] = {
     {"no-refresh", 0, OPT_BOOL, O(no_refresh), NULL, "trust the state; don't read resources first"},
     {"ignore-protect", 0, OPT_BOOL, O(ignore_protect), NULL,
      "allow replacing or deleting protected resources"},
+    {"artifact", 0, OPT_STR, O(artifact), "URI@sha256:HEX",
+     "pin the build the env runs (a path, file://, http(s)://) after checking its digest"},
+    {"artifact-name", 0, OPT_STR, O(artifact_name), "NAME",
+     "the artifact's name (default: from its file name)"},
+    {"artifact-version", 0, OPT_STR, O(artifact_version), "VERSION",
+     "the artifact's version (default: from its file name, else the digest)"},
     {NULL, 0, 0, 0, NULL, NULL},
 };
 #undef O
 
-static void print_json_result(struct op_env *oe, const int done[OP_COUNT], long long ms,
-                              const char *result, const struct err *e)
+static void print_json_result(struct op_env *oe, const struct up_opts *o,
+                              const int done[OP_COUNT], long long ms, const char *result,
+                              const struct err *e)
 {
     struct sb b;
     sb_init(&b);
@@ -50,6 +57,15 @@ static void print_json_result(struct op_env *oe, const int done[OP_COUNT], long 
         sb_adds(&b, "null");
     sb_adds(&b, ", \"outputs\": ");
     val_json(&b, oe->st->outputs, VAL_JSON_MASK);
+    sb_adds(&b, ", \"artifact\": ");
+    val_json(&b, oe->st->artifact, VAL_JSON_MASK);
+    for (size_t i = 0; o->json_extra && o->json_extra->kind == VAL_MAP &&
+                       i < o->json_extra->u.map.n; i++) {
+        sb_adds(&b, ", ");
+        sb_add_json_str(&b, o->json_extra->u.map.e[i].key);
+        sb_adds(&b, ": ");
+        val_json(&b, o->json_extra->u.map.e[i].v, VAL_JSON_MASK);
+    }
     sb_adds(&b, "}\n");
     fputs(b.buf, stdout);
     sb_release(&b);
@@ -60,6 +76,9 @@ int cmd_up_run(struct cmd_ctx *c, const char *env, struct up_opts *o)
     long long t0 = tm_mono_ms();
     struct err e = {0};
     struct val *sets = NULL;
+    o->result = "error";
+    if ((o->artifact_name || o->artifact_version) && !o->artifact)
+        return cmd_usage_error(c, "--artifact-name and --artifact-version go with --artifact");
     if (ui_parse_sets(&sets, o->set.v, o->set.n, &e))
         return cmd_error(c, &e);
     struct ui_progress up = {.c = c, .verb = "up", .quiet = o->json};
@@ -78,6 +97,12 @@ int cmd_up_run(struct cmd_ctx *c, const char *env, struct up_opts *o)
     oo.rollback = o->rollback;
     oo.ignore_protect = o->ignore_protect;
     oo.no_refresh = o->no_refresh;
+    oo.artifact = o->artifact;
+    oo.artifact_name = o->artifact_name;
+    oo.artifact_version = o->artifact_version;
+    oo.artifact_pin = o->artifact_pin;
+    oo.operation = o->operation;
+    oo.history_extra = o->history_extra;
     struct op_env *oe = NULL;
     int rc = op_open(&oe, env, OP_LOCK | OP_LOAD_TEMPLATE, &oo, &e);
     if (rc) {
@@ -99,11 +124,17 @@ int cmd_up_run(struct cmd_ctx *c, const char *env, struct up_opts *o)
     int exit_code = EXIT_OK;
     if (!changes) {
         rc = op_touch(oe, &oo, &e);
+        o->result = rc ? "failed" : "unchanged";
         if (rc)
             exit_code = cmd_error(c, &e);
         else if (o->json)
-            print_json_result(oe, done, tm_mono_ms() - t0, "unchanged", NULL);
+            print_json_result(oe, o, done, tm_mono_ms() - t0, "unchanged", NULL);
         else {
+            if (oe->artifact_changed)
+                printf("%s now pins artifact %s %s (%s)\n", env,
+                       val_map_str(oe->st->artifact, "name", "?"),
+                       val_map_str(oe->st->artifact, "version", "?"),
+                       val_map_str(oe->st->artifact, "digest", "?"));
             printf("%s is up to date: nothing to do (%zu resource%s unchanged)\n", env,
                    oe->st->nres, oe->st->nres == 1 ? "" : "s");
             ui_outputs(c, oe->st->outputs);
@@ -117,18 +148,21 @@ int cmd_up_run(struct cmd_ctx *c, const char *env, struct up_opts *o)
             err_set(&e, PE_USAGE, NULL, "refusing to change '%s' without confirmation", env);
             err_hint(&e, "pass --yes to apply without asking (stdin is not a terminal)");
             exit_code = cmd_error(c, &e);
+            o->result = "declined";
             goto out;
         }
         if (!cmd_ask(c, "Apply these changes?")) {
             printf("nothing changed\n");
+            o->result = "declined";
             goto out;
         }
     }
     if (!o->json)
         printf("applying...\n");
     rc = op_apply(oe, &oo, &p, done, t0, &e);
+    o->result = rc ? "failed" : "ok";
     if (o->json)
-        print_json_result(oe, done, tm_mono_ms() - t0, rc ? "failed" : "ok", &e);
+        print_json_result(oe, o, done, tm_mono_ms() - t0, rc ? "failed" : "ok", &e);
     if (rc) {
         exit_code = cmd_error(c, &e);
         ui_fail_logs(c, oe, up.failed);
@@ -167,7 +201,11 @@ const struct cmd_entry cmd_env_up_entry = {
     .summary = "create or update an environment from the template",
     .help = "Reads the env's config layers and the template, settles anything an interrupted\n"
             "run left, reads every resource to see what really exists, shows the plan and\n"
-            "applies it. A second run with nothing changed does nothing.",
+            "applies it. A second run with nothing changed does nothing.\n\n"
+            "--artifact pins a build by digest: its bytes are copied into the state dir's\n"
+            "store, hashed, and refused unless the digest matches; the template reads\n"
+            "${artifact.path} (the verified copy), name, version, uri and digest. Later\n"
+            "runs keep the pin and verify the stored bytes again.",
     .opts = opts,
     .opts_size = sizeof(struct up_opts),
     .exec = exec_up,

@@ -2,6 +2,7 @@
 #include "envs/op.h"
 
 #include "core/routes.h"
+#include "envs/artifact.h"
 
 #include "core/lib/fs.h"
 #include "core/lib/sb.h"
@@ -214,6 +215,35 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
         val_list_push(st->layers, val_str(oe->cfg->layers[i].name, NULL));
 }
 
+/* pin the artifact asked for, or verify the one the env has: the template
+ * then reads ${artifact.path}, the stored copy whose digest was just checked */
+static int settle_artifact(struct op_env *oe, const struct op_opts *o, struct err *e)
+{
+    struct state *st = oe->st;
+    const char *sd = oe->proj->state_dir, *pd = oe->proj->dir;
+    struct val *pin = NULL;
+    int rc = 0;
+    if (o->artifact)
+        rc = artifact_pin(&pin, o->artifact, o->artifact_name, o->artifact_version, pd, sd, e);
+    else if (o->artifact_pin) {
+        pin = val_clone(o->artifact_pin);
+        rc = artifact_verify(pin, pd, sd, e);
+    } else if (st->artifact && st->artifact->kind == VAL_MAP)
+        rc = artifact_verify(st->artifact, pd, sd, e);
+    if (rc) {
+        val_free(pin);
+        err_prefix(e, "environment '%s': ", st->env);
+        return rc;
+    }
+    if (pin) {
+        const char *was = st->artifact ? artifact_digest(st->artifact) : NULL;
+        oe->artifact_changed = !was || strcmp(was, artifact_digest(pin)) != 0;
+        val_free(st->artifact);
+        st->artifact = pin;
+    }
+    return 0;
+}
+
 int op_open(struct op_env **out, const char *env, unsigned flags, const struct op_opts *o,
             struct err *e)
 {
@@ -284,6 +314,8 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
     }
     apply_meta(oe, o);
     build_meta(oe);
+    if ((flags & OP_LOCK) && (flags & OP_LOAD_TEMPLATE) && (rc = settle_artifact(oe, o, e)))
+        goto fail;
     if (flags & OP_LOAD_TEMPLATE) {
         char *abs = fs_abspath(oe->proj->dir, oe->proj->template_file);
         if (!fs_exists(abs)) {
@@ -394,8 +426,8 @@ static struct val *changes_val(const int done[OP_COUNT])
     return c;
 }
 
-void op_history(struct op_env *oe, const char *operation, const char *result,
-                const struct val *changes, long long started_ms)
+static void history(struct op_env *oe, const char *operation, const char *result,
+                    const struct val *changes, long long started_ms, const struct val *extra)
 {
     struct val *rec = val_map(NULL);
     struct sb t;
@@ -413,10 +445,21 @@ void op_history(struct op_env *oe, const char *operation, const char *result,
         val_map_set(rec, "changes", NULL, val_clone(changes));
     if (oe->st->last_error && strcmp(result, "ok") != 0)
         val_map_set(rec, "error", NULL, val_str(oe->st->last_error, NULL));
+    const char *digest = oe->st->artifact ? artifact_digest(oe->st->artifact) : NULL;
+    if (digest)
+        val_map_set(rec, "artifact", NULL, val_str(digest, NULL));
+    for (size_t i = 0; extra && extra->kind == VAL_MAP && i < extra->u.map.n; i++)
+        val_map_set(rec, extra->u.map.e[i].key, NULL, val_clone(extra->u.map.e[i].v));
     struct err e = {0};
     state_history_append(oe->proj->state_dir, oe->st->env, rec, &e);
     err_release(&e);
     val_free(rec);
+}
+
+void op_history(struct op_env *oe, const char *operation, const char *result,
+                const struct val *changes, long long started_ms)
+{
+    history(oe, operation, result, changes, started_ms, NULL);
 }
 
 /* per-resource change list for history */
@@ -520,15 +563,15 @@ int op_apply(struct op_env *oe, const struct op_opts *o, struct plan *p, int don
     oe->is_new = false;
     struct val *ch = changes_val(done);
     val_map_set(ch, "resources", NULL, resource_changes(p));
-    op_history(oe, "up", rc ? "failed" : "ok", ch, started_ms);
+    history(oe, o->operation ? o->operation : "up", rc ? "failed" : "ok", ch, started_ms,
+            o->history_extra);
     val_free(ch);
     return rc;
 }
 
 int op_touch(struct op_env *oe, const struct op_opts *o, struct err *e)
 {
-    (void)o;
-    if (oe->is_new)
+    if (oe->is_new && !oe->artifact_changed && !o->operation)
         return 0;
     oe->st->activity_ms = tm_now_ms();
     /* outputs may depend on refreshed resource outputs */
@@ -548,7 +591,14 @@ int op_touch(struct op_env *oe, const struct op_opts *o, struct err *e)
         free(oe->st->last_error);
         oe->st->last_error = NULL;
     }
-    return eng_save(oe->en, e);
+    int rc = eng_save(oe->en, e);
+    if (!rc && (oe->artifact_changed || o->operation)) {
+        int done[OP_COUNT] = {0};
+        struct val *ch = changes_val(done);
+        history(oe, o->operation ? o->operation : "up", "ok", ch, 0, o->history_extra);
+        val_free(ch);
+    }
+    return rc;
 }
 
 static void release_env_ports(const char *state_dir, const char *env)

@@ -30,6 +30,7 @@ struct op_env {
     struct eng_desired desired;
     struct val *env_meta, *project_meta;
     struct val *forgotten;   /* destroy --forget: what was dropped from state unremoved */
+    bool artifact_changed;   /* this run pinned a different artifact */
     /* other envs' outputs loaded for ${ref.*} */
     struct state **refs;
     size_t nrefs, caprefs;
@@ -50,6 +51,19 @@ struct op_opts {
     bool force;               /* act on a protected env where a provider would refuse (seeding) */
     bool forget;              /* destroy: drop from state what cannot be removed (last resort) */
     long long lock_wait_ms;   /* < 0 forever */
+    /* The artifact (envs/artifact.h), settled when the env is opened locked
+     * with its template: `artifact` ("URI@sha256:HEX", with optional name and
+     * version) pins a build; `artifact_pin` (a pin map, borrowed) takes
+     * another env's pin, as promote does; with neither, the env keeps its pin
+     * and the stored bytes are verified again. */
+    const char *artifact, *artifact_name, *artifact_version;
+    const struct val *artifact_pin;
+    /* The history record an up writes: its operation (NULL = "up") and extra
+     * fields merged into it (promote: who asked, who approved), borrowed. An
+     * up that changes nothing records only when one of these is set or the
+     * artifact changed. */
+    const char *operation;
+    const struct val *history_extra;
     /* op_run_*: called on the running thread right after the env is opened
      * and before it is closed, so another thread can cancel the run at the
      * next resource boundary by setting oe->host.cancel = 1 meanwhile */

@@ -274,7 +274,8 @@ static int load_tags(struct project *p, const struct val *v, struct err *e)
 
 static int load_stages(struct project *p, const struct val *v, struct err *e)
 {
-    static const char *const skeys[] = {"config", "protect", "description", "schedule", NULL};
+    static const char *const skeys[] = {"config",   "protect", "description",
+                                        "schedule", "approval", NULL};
     if (!v || v->kind == VAL_NULL)
         return 0;
     int rc = schema_map(v, "'stages'", e);
@@ -305,6 +306,19 @@ static int load_stages(struct project *p, const struct val *v, struct err *e)
         free(what);
         if (!rc)
             rc = schema_bool(sv, "protect", &s->protect, e);
+        const char *appr = NULL;
+        if (!rc)
+            rc = schema_str(sv, "approval", &appr, e);
+        if (!rc && appr) {
+            if (!strcmp(appr, "required")) {
+                s->approval = true;
+            } else if (strcmp(appr, "none") != 0) {
+                rc = err_set(e, PE_CONFIG, &val_map_get(sv, "approval")->pos,
+                             "approval '%s' is not one of: required, none", appr);
+                err_hint(e, "`approval: required` makes `prenv promote` into this stage wait for "
+                            "`prenv approve` by someone else");
+            }
+        }
         const struct val *sc = val_map_get(sv, "schedule");
         if (!rc && sc && sc->kind != VAL_NULL) {
             rc = project_check_schedule(sc, e);
@@ -708,6 +722,7 @@ int project_env(struct env_def *out, const struct project *p, const char *name, 
         out->kind = ENV_STAGE;
         out->config = xstrdup(s->config);
         out->protect = s->protect;
+        out->approval = s->approval;
         out->schedule = s->schedule; /* stages never expire */
     } else if (match_policy(&p->previews, name, &num)) {
         out->kind = ENV_PREVIEW;

@@ -20,6 +20,7 @@ struct stage {
     char *name;
     char *config; /* relative to the project dir */
     bool protect;
+    bool approval; /* approval: required: promotions into it wait for `prenv approve` */
     const struct val *schedule; /* borrowed from the document; NULL = none */
     struct pos pos;
 };
@@ -120,6 +121,7 @@ struct env_def {
     enum env_kind kind;
     char *config;      /* config file relative to project dir, may be NULL */
     bool protect;
+    bool approval;     /* stages with approval: required */
     long long ttl_ms;  /* policy default, 0 = none */
     long long idle_ms, idle_sleep_ms, warn_ms, max_ttl_ms; /* stages: 0 (never expire) */
     const struct val *schedule; /* the kind's or stage's policy; borrowed from the project */

@@ -1,0 +1,20 @@
+/* promote: what `prenv promote` and `prenv approve` share — applying a
+ * promotion record to its target env. */
+#ifndef PRENV_CMD_PROMOTE_H
+#define PRENV_CMD_PROMOTE_H
+
+#include "cmd/cmd.h"
+#include "core/lib/val.h"
+
+struct sb;
+
+/* cmd_promo_apply: show the config differences between rec's envs, run the
+ * target's up with rec's artifact pin (history records the promotion), then
+ * record the outcome in rec (applied, failed; back to pending when approving
+ * and the person said no) and save it under state_dir. Returns the exit code. */
+int cmd_promo_apply(struct cmd_ctx *c, struct val *rec, const char *state_dir, bool yes,
+                    bool json, bool approving);
+/* cmd_promo_describe: "staging -> prod: shop 1.4.0 (sha256:...)" */
+void cmd_promo_describe(struct sb *out, const struct val *rec);
+
+#endif
