@@ -505,6 +505,7 @@ int router_start(struct router **out, uv_loop_t *loop, const char *addr,
         .ctx = rt,
     };
     o.lim.hold_timeout_ms = (unsigned)proj->router.hold_ms;
+    o.lim.pool_max_idle = 64; /* as nginx's keepalive 64: a busy env reuses, not reconnects */
     int rc = proxy_start(&rt->px, loop, addr, &o, e);
     if (rc) {
         err_prefix(e, "router: ");
