@@ -63,7 +63,8 @@ static void paths(struct sb *b)
  * separated into b; nothing for any other argument ("ENV", "[COMMAND]") */
 static void choices(struct sb *b, const struct cmd_entry *e)
 {
-    if (!e->args || !strchr(e->args, '|') || e->args[strspn(e->args, "abcdefghijklmnopqrstuvwxyz|")])
+    if (!e->args || !strchr(e->args, '|') ||
+        e->args[strspn(e->args, "abcdefghijklmnopqrstuvwxyz|")])
         return;
     for (const char *p = e->args; *p; p++)
         sb_addc(b, *p == '|' ? ' ' : *p);
@@ -257,8 +258,7 @@ static void zsh(void)
                 printf("  '%.*s') subs=(", (int)l, t[i]->name);
                 for (size_t k = i; t[k]; k++)
                     if (visible(t[k]) && !strncmp(t[k]->name, t[i]->name, l + 1))
-                        zsh_item("", t[k]->name + l + 1, strlen(t[k]->name + l + 1),
-                                 t[k]->summary);
+                        zsh_item("", t[k]->name + l + 1, strlen(t[k]->name + l + 1), t[k]->summary);
                 printf(") ;;\n");
             }
         }

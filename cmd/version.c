@@ -53,8 +53,9 @@ static void print_verbose(void)
 #endif
     print_libc();
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-    printf("%-12s %s (%s%s%s)\n", "libcurl", cv->version, cv->ssl_version ? cv->ssl_version : "no TLS",
-           cv->libz_version ? ", zlib " : "", cv->libz_version ? cv->libz_version : "");
+    printf("%-12s %s (%s%s%s)\n", "libcurl", cv->version,
+           cv->ssl_version ? cv->ssl_version : "no TLS", cv->libz_version ? ", zlib " : "",
+           cv->libz_version ? cv->libz_version : "");
     printf("%-12s %s\n", "libuv", uv_version_string());
     int maj, min, rev;
     git_libgit2_version(&maj, &min, &rev);

@@ -23,8 +23,8 @@ Test(localhost, names_under_localhost_are_loopback_names)
 
 static void assert_first(const char *node, int family, const char *want_addr, int want_port)
 {
-    struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo hints = {
+        .ai_family = family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
     int rc = net_getaddrinfo(node, "5432", &hints, &res);
     cr_assert_eq(rc, 0, "%s: %s", node, gai_strerror(rc));
