@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-unit test-e2e demo bench clean
+.PHONY: all deps build build-asan test test-unit test-e2e demo bench static static-test clean clean-static
 
 all: build
 
@@ -27,5 +27,17 @@ demo: build
 bench: build
 	@./bench/engine.sh
 
+# one fully static, stripped binary in build-static/prenv (docs/static.md);
+# the dependencies are built once from Debian's sources and cached
+static:
+	@./scripts/static-build.sh
+
+# the static binary's checks: ldd, size, and an empty chroot (needs root)
+static-test: static
+	@./scripts/static-test.sh
+
 clean:
 	rm -rf build build-asan
+
+clean-static:
+	rm -rf build-static

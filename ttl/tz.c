@@ -8,8 +8,14 @@
  * evaluated directly. Nothing here touches the process's TZ, and nothing
  * allocates after a zone is loaded.
  *
+ * Zones come from the system's zoneinfo directory; a zone it lacks (or every
+ * zone, where there is no such directory) comes from the table compiled in
+ * (ttl/tz_embedded.h), so a binary in an empty root file system still knows
+ * Europe/Berlin.
+ *
  * What it leaves to others: what a schedule means (ttl/sched.c). */
 #include "ttl/tz.h"
+#include "ttl/tz_embedded.h"
 
 #include "core/lib/sb.h"
 #include "core/lib/str.h"
@@ -753,18 +759,40 @@ static int read_file(const char *path, size_t max, char **buf, size_t *len)
     return 0;
 }
 
-/* the zone name nearest to name, from tzdata.zi ("Z name ..." and "L target alias") */
+/* the embedded zone called name, or NULL */
+static const struct tz_embedded *embedded_find(const char *name)
+{
+    size_t lo = 0, hi = tz_embedded_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(tz_embedded_zones[mid].name, name);
+        if (!c)
+            return &tz_embedded_zones[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* the zone name nearest to name, from tzdata.zi ("Z name ..." and "L target
+ * alias"), else from the embedded table */
 static char *suggest(const char *root, const char *name)
 {
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/tzdata.zi", root) >= sizeof path)
-        return NULL;
-    char *text;
-    size_t len;
-    if (read_file(path, TZ_INDEX_MAX, &text, &len))
-        return NULL;
     const char **names = NULL;
     size_t n = 0, cap = 0;
+    char path[PATH_MAX];
+    char *text = NULL;
+    size_t len;
+    if ((size_t)snprintf(path, sizeof path, "%s/tzdata.zi", root) >= sizeof path ||
+        read_file(path, TZ_INDEX_MAX, &text, &len)) {
+        text = NULL;
+        for (size_t i = 0; i < tz_embedded_count; i++) {
+            XGROW(names, cap, n + 1);
+            names[n++] = tz_embedded_zones[i].name;
+        }
+    }
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
@@ -794,19 +822,34 @@ static char *suggest(const char *root, const char *name)
     return r;
 }
 
-static int unknown(struct err *e, const char *root, const char *name)
+static int unknown(struct err *e, const char *root, bool have_root, const char *name)
 {
     char *near = suggest(root, name);
     if (near)
         err_set(e, PE_CONFIG, NULL, "unknown time zone '%s' (did you mean '%s'?)", name, near);
     else
         err_set(e, PE_CONFIG, NULL, "unknown time zone '%s'", name);
-    err_hint(e,
-             "zone names are IANA names such as Europe/Berlin, America/New_York, UTC or "
-             "Etc/GMT+5, as found under %s",
-             root);
+    if (have_root)
+        err_hint(e,
+                 "zone names are IANA names such as Europe/Berlin, America/New_York, UTC or "
+                 "Etc/GMT+5, as found under %s",
+                 root);
+    else
+        err_hint(e,
+                 "zone names are IANA names such as Europe/Berlin, America/New_York, UTC or "
+                 "Etc/GMT+5; %s has none, and prenv's built-in table (tzdata %s) has no '%s'",
+                 root, tz_embedded_version, name);
     free(near);
     return PE_CONFIG;
+}
+
+/* a zone from the table compiled in; 1 when it has no such zone */
+static int load_embedded(struct tz **out, const char *name, struct err *e)
+{
+    const struct tz_embedded *z = embedded_find(name);
+    if (!z)
+        return 1;
+    return tz_parse_tzif(out, name, tz_embedded_data + z->off, z->len, e);
 }
 
 static int load(struct tz **out, const char *name, struct err *e)
@@ -819,6 +862,11 @@ static int load(struct tz **out, const char *name, struct err *e)
     }
     char *rroot = realpath(root, NULL);
     if (!rroot) {
+        int rc = load_embedded(out, name, e);
+        if (rc <= 0)
+            return rc;
+        if (tz_embedded_count)
+            return unknown(e, root, false, name);
         err_set(e, PE_CONFIG, NULL, "unknown time zone '%s': no time zone data in %s", name, root);
         err_hint(e, "install tzdata (scripts/deps.sh does) or point TZDIR at a zoneinfo directory");
         return PE_CONFIG;
@@ -828,12 +876,14 @@ static int load(struct tz **out, const char *name, struct err *e)
     char *rp = NULL, *buf = NULL;
     size_t len = 0;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", rroot, name) >= sizeof path) {
-        rc = unknown(e, root, name);
+        rc = unknown(e, root, true, name);
         goto out;
     }
     rp = realpath(path, NULL);
     if (!rp) {
-        rc = unknown(e, root, name);
+        rc = load_embedded(out, name, e);
+        if (rc > 0)
+            rc = unknown(e, root, true, name);
         goto out;
     }
     size_t rl = strlen(rroot);
@@ -843,7 +893,7 @@ static int load(struct tz **out, const char *name, struct err *e)
     }
     int r = read_file(rp, TZ_FILE_MAX, &buf, &len);
     if (r == -EISDIR) {
-        rc = unknown(e, root, name);
+        rc = unknown(e, root, true, name);
         goto out;
     }
     if (r) {

@@ -1,6 +1,8 @@
 /* tz: time zones read by prenv itself from the system's TZif files
  * (TZDIR, else /usr/share/zoneinfo), so any number of zones can be evaluated
  * in one process and thread: no setenv("TZ"), no tzset, no localtime_r.
+ * Where the system has no such file (or no zoneinfo at all: an empty
+ * container) the zone comes from the table compiled in (ttl/tz_embedded.h).
  *
  * A loaded zone is immutable and shared. Its transitions (the file's 64-bit
  * data, and the POSIX TZ footer's rule expanded to the year 2200) are kept in

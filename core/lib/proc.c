@@ -196,11 +196,27 @@ int proc_run(const struct proc_spec *spec, struct proc_result *r, struct err *e)
         }
         return err_errno(e, er, "cannot create pipes");
     }
+    /* stdin: /dev/null, or where there is none (an empty root file system)
+     * a pipe already closed at the other end: both read as end of file */
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        int inp[2];
+        if (pipe2(inp, O_CLOEXEC) < 0) {
+            int er = errno;
+            for (int i = 0; i < 2; i++) {
+                close(outp[i]);
+                close(errp[i]);
+            }
+            return err_errno(e, er, "cannot create pipes");
+        }
+        close(inp[1]);
+        in = inp[0];
+    }
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&at);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, in, 0);
     posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
     posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
     if (spec->dir)
@@ -218,6 +234,7 @@ int proc_run(const struct proc_spec *spec, struct proc_result *r, struct err *e)
                            spec->envp ? spec->envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
+    close(in);
     close(outp[1]);
     close(errp[1]);
     if (src != 0) {

@@ -42,8 +42,17 @@ static atomic_bool shut;   /* vcs_shutdown ran */
 
 static void init_libgit2(void)
 {
-    if (!atomic_load(&shut))
-        atomic_store(&init_rc, git_libgit2_init());
+    if (atomic_load(&shut))
+        return;
+    int rc = git_libgit2_init();
+    atomic_store(&init_rc, rc);
+    /* the CA bundle the HTTP client uses (core/net/client.h), for libgit2
+     * too: built on mbedTLS (the static build) it reads no SSL_CERT_FILE */
+    const char *ca = getenv("PRENV_CA_FILE");
+    if (!ca || !*ca)
+        ca = getenv("SSL_CERT_FILE");
+    if (rc > 0 && ca && *ca)
+        git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca, NULL);
 }
 
 int vcs_init(struct err *e)
@@ -128,8 +137,8 @@ int vcs_err(struct err *e, int rc, const struct pos *at, const char *fmt, ...)
         hint = "the remote wants credentials and prenv passes none (ssh:// URLs may use a key "
                "in ssh-agent): use a URL that can be read anonymously, or a local mirror";
     } else if (rc == GIT_ECERTIFICATE || has(msg, "certificate")) {
-        hint = "the server's TLS certificate was refused; fix the server's certificate or the "
-               "system's CA bundle";
+        hint = "the server's TLS certificate was refused; fix the server's certificate, or "
+               "point PRENV_CA_FILE (or SSL_CERT_FILE) at a PEM bundle of CA certificates";
     } else if (status) {
         if (status >= 500 || status == 408 || status == 429) {
             code = PE_TRANSIENT;

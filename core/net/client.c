@@ -10,11 +10,13 @@
 #include "core/lib/xalloc.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #ifndef PRENV_VERSION
 #define PRENV_VERSION "0"
@@ -386,6 +388,33 @@ int net_client_start(struct net_client *c, uv_loop_t *loop, struct err *e)
     return 0;
 }
 
+/* check_ca: an https:// request needs CA certificates to verify the peer:
+ * the file named by PRENV_CA_FILE or SSL_CERT_FILE, else libcurl's built-in
+ * bundle path. Where none is readable (an empty container, a scratch image)
+ * say so, and how to fix it, before curl reports a bare "error setting
+ * certificate file". */
+static int check_ca(const struct net_client *c, const char *where, struct err *e)
+{
+    if (c->ca_file) {
+        if (access(c->ca_file, R_OK) == 0)
+            return 0;
+        const char *var = getenv("PRENV_CA_FILE") && *getenv("PRENV_CA_FILE") ? "PRENV_CA_FILE"
+                                                                              : "SSL_CERT_FILE";
+        err_set(e, PE_CONFIG, NULL, "%s: cannot read the CA certificates in %s=%s: %s", where,
+                var, c->ca_file, strerror(errno));
+        err_hint(e, "point %s at a readable PEM bundle of CA certificates", var);
+        return PE_CONFIG;
+    }
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    if ((v->cainfo && access(v->cainfo, R_OK) == 0) || (v->capath && access(v->capath, R_OK) == 0))
+        return 0;
+    err_set(e, PE_CONFIG, NULL, "%s: no CA certificates to verify the server with (looked for %s)",
+            where, v->cainfo ? v->cainfo : v->capath ? v->capath : "none built in");
+    err_hint(e, "set PRENV_CA_FILE (or SSL_CERT_FILE) to a PEM bundle of CA certificates, "
+                "e.g. a copy of /etc/ssl/certs/ca-certificates.crt");
+    return PE_CONFIG;
+}
+
 /* where: "METHOD scheme://host[:port]/path", without user info, query or
  * fragment, for error messages */
 static char *describe(const char *method, const char *url)
@@ -429,6 +458,13 @@ int net_request(struct net_client *c, const struct net_req *req, net_done_fn cb,
         const char *colon = strchr(h, ':');
         if (!colon || colon == h || strpbrk(h, "\r\n"))
             return err_set(e, PE_USAGE, NULL, "malformed request header %zu", i);
+    }
+    if (!strncasecmp(req->url, "https://", 8)) {
+        char *where = describe(method, req->url);
+        int rc = check_ca(c, where, e);
+        free(where);
+        if (rc)
+            return rc;
     }
     struct net_call *k = xcalloc(1, sizeof *k);
     k->c = c;

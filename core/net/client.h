@@ -7,7 +7,9 @@
  * kept alive and reused between requests to the same host.
  *
  * TLS: peers are verified against the system's CA bundle, or against the
- * file named by PRENV_CA_FILE (else SSL_CERT_FILE) when set.
+ * file named by PRENV_CA_FILE (else SSL_CERT_FILE) when set. Where neither is
+ * readable an https:// request fails at once with an error naming both
+ * variables (a static binary in an empty container has no bundle).
  *
  * What it leaves to others: retries, rate limits, authentication and
  * redirects (a 3xx is handed back like any response), cookies, streaming,

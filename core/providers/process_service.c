@@ -451,7 +451,12 @@ static struct fleet *fleet_scan(const struct prov_call *c)
 
 static void add_errno(struct sb *b, int er)
 {
+#ifdef __GLIBC__
     const char *d = strerrordesc_np(er);
+#else
+    /* musl's strerror returns constant strings and is thread-safe */
+    const char *d = strerror(er);
+#endif
     if (!d) {
         sb_addf(b, "error %d", er);
         return;

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -675,7 +676,11 @@ int supervise_main(int argc, char **argv)
         return 2;
     }
     /* nothing above stderr is ours: whatever the spawner leaked is closed */
+#ifdef __GLIBC__
     close_range(3, ~0U, 0);
+#else
+    syscall(SYS_close_range, 3, ~0U, 0); /* musl has no wrapper */
+#endif
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     struct sup *s = xcalloc(1, sizeof *s);

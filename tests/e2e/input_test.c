@@ -280,3 +280,37 @@ Test(input, the_command_and_provider_docs_match_the_tables)
     same_as_generated("commands", "commands.md");
     same_as_generated("providers", "providers.md");
 }
+
+/* contrib/FILE is what `prenv ARGV...` prints now */
+static void contrib_is(const char *const *argv, const char *file)
+{
+    struct tl_res r = tl_prenv(NULL, argv, NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    char *path = xasprintf("%s/contrib/%s", PRENV_SRC, file);
+    char *doc = tl_read(path);
+    cr_assert_not_null(doc, "%s is missing", path);
+    cr_assert_str_eq(doc, r.out, "contrib/%s is out of date: run `build/prenv %s %s > contrib/%s`",
+                     file, argv[0], argv[1], file);
+    free(doc);
+    free(path);
+    tl_res_free(&r);
+}
+
+Test(input, the_completion_scripts_and_the_man_page_match_the_table)
+{
+    contrib_is(A("completion", "bash"), "completion/prenv.bash");
+    contrib_is(A("completion", "zsh"), "completion/_prenv");
+    contrib_is(A("help", "--man"), "man/prenv.1");
+    /* and they know a command and its options */
+    struct tl_res r = tl_prenv(NULL, A("completion", "bash"), NULL);
+    cr_assert(strstr(r.out, "'env up') words='--help --set"), "%s", r.out);
+    cr_assert(strstr(r.out, "complete -F _prenv prenv"), "%s", r.out);
+    tl_res_free(&r);
+    r = tl_prenv(NULL, A("completion", "fish"), NULL);
+    cr_assert_eq(r.code, 2);
+    cr_assert(strstr(r.err, "bash and zsh, not 'fish'"), "%s", r.err);
+    tl_res_free(&r);
+    r = tl_prenv(NULL, A("help", "--man"), NULL);
+    cr_assert(strstr(r.out, ".SS \"env up ENV\""), "%s", r.out);
+    tl_res_free(&r);
+}

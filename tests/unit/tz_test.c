@@ -8,6 +8,7 @@
 #include "core/lib/xalloc.h"
 #include "tests/testlib.h"
 #include "ttl/tz.h"
+#include "ttl/tz_embedded.h"
 
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -519,17 +520,66 @@ Test(tz, a_symlink_out_of_tzdir_is_refused_and_one_inside_is_followed)
     free(dir);
 }
 
-Test(tz, utc_works_without_tzdata_and_other_zones_say_where_they_looked)
+Test(tz, without_tzdata_zones_come_from_the_built_in_table)
 {
     setenv("TZDIR", "/nonexistent/zoneinfo", 1);
     cr_assert_eq(tz_offset(zone("UTC"), 12345), 0);
-    const struct tz *z = NULL;
+    const struct tz *z = zone("Europe/Berlin");
+    cr_assert_str_eq(tz_name(z), "Europe/Berlin");
+    cr_assert_eq(tz_offset(z, at("2026-01-15T12:00:00Z")), 3600);
+    cr_assert_eq(tz_offset(z, at("2026-07-01T00:00:00Z")), 7200);
+    cr_assert_str_eq(tz_abbr(z, at("2026-07-01T00:00:00Z")), "CEST");
+    assert_switch(z, "2026-03-29T01:00:00Z", 3600, 7200);
+    cr_assert_eq(tz_next_transition(z, at("2026-04-01T00:00:00Z")), at("2026-10-25T01:00:00Z"));
+    /* far beyond the table the footer's rule still holds */
+    assert_switch(z, "2300-03-25T01:00:00Z", 3600, 7200);
+    /* a link is there too */
+    cr_assert_eq(tz_offset(zone("Asia/Calcutta"), at("2026-01-01T00:00:00Z")), 19800);
+
+    const struct tz *none = NULL;
     struct err e = {0};
-    cr_assert_neq(tz_get(&z, "Europe/Berlin", &e), 0);
-    cr_assert(strstr(e.msg, "no time zone data in /nonexistent/zoneinfo"), "%s", e.msg);
-    cr_assert(e.hint && strstr(e.hint, "tzdata"), "%s", e.hint);
+    cr_assert_neq(tz_get(&none, "Europe/Berln", &e), 0);
+    cr_assert_str_eq(e.msg, "unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)");
+    cr_assert(e.hint && strstr(e.hint, "/nonexistent/zoneinfo has none") &&
+                  strstr(e.hint, "built-in table"),
+              "%s", e.hint);
     err_release(&e);
     unsetenv("TZDIR");
+}
+
+Test(tz, the_built_in_table_agrees_with_the_system_from_1970_on)
+{
+    cr_assert_gt(tz_embedded_count, 300, "only %zu zones built in", tz_embedded_count);
+    long long from = at("1970-01-01T00:00:00Z"), to = at("2100-01-01T00:00:00Z");
+    for (size_t i = 0; i < tz_embedded_count; i++) {
+        const struct tz_embedded *te = &tz_embedded_zones[i];
+        if (i)
+            cr_assert_lt(strcmp(tz_embedded_zones[i - 1].name, te->name), 0, "not sorted at %s",
+                         te->name);
+        struct tz *mine = NULL, *sys = NULL;
+        struct err e = {0};
+        cr_assert_eq(tz_parse_tzif(&mine, te->name, tz_embedded_data + te->off, te->len, &e), 0,
+                     "%s: %s", te->name, e.msg);
+        char *path = xasprintf("/usr/share/zoneinfo/%s", te->name);
+        FILE *f = fopen(path, "rb");
+        cr_assert(f, "%s", path);
+        static unsigned char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        cr_assert_eq(tz_parse_tzif(&sys, te->name, buf, n, &e), 0, "%s: %s", te->name, e.msg);
+        /* every transition of either, and a sample every 5 days */
+        for (long long t = from; t < to;) {
+            cr_assert_eq(tz_offset(mine, t), tz_offset(sys, t), "%s at %lld", te->name, t);
+            cr_assert_str_eq(tz_abbr(mine, t), tz_abbr(sys, t), "%s at %lld", te->name, t);
+            long long next = t + 5 * 86400, a = tz_next_transition(mine, t),
+                      b = tz_next_transition(sys, t);
+            cr_assert_eq(a, b, "%s: next transition after %lld", te->name, t);
+            t = a < next ? a : next;
+        }
+        tz_free(mine);
+        tz_free(sys);
+        free(path);
+    }
 }
 
 Test(tz, unknown_zones_suggest_the_nearest_name)
