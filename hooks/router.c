@@ -69,6 +69,7 @@ struct router {
     unsigned long long not_found, denied;
     unsigned long long hdr_hist[PROXY_LAT_BUCKETS], hdr_count;
     double hdr_sum_s;
+    long long reloaded_ms; /* tm_mono_ms() of the last reload */
     void (*close_cb)(void *);
     void *close_arg;
     bool closing;
@@ -131,6 +132,7 @@ static int cmp_entry(const void *a, const void *b)
 
 void router_reload(struct router *rt)
 {
+    rt->reloaded_ms = tm_mono_ms();
     struct route *rs = NULL;
     size_t n = 0, bad = 0;
     struct err e = {0};
@@ -325,11 +327,25 @@ static void hold(struct router *rt, struct env_info *ei, struct proxy_req *r)
          proxy_req_host(r), NULL);
 }
 
+/* stale: what the table says may be out of date (a route created or an env
+ * brought up by the CLI a moment ago, before the state directory's change
+ * reached us): read it again, at most every min_ms */
+static bool stale(struct router *rt, long long min_ms)
+{
+    if (tm_mono_ms() - rt->reloaded_ms < min_ms)
+        return false;
+    router_reload(rt);
+    return true;
+}
+
 static void decide(struct proxy_req *r, void *ctx)
 {
     struct router *rt = ctx;
     const char *host = proxy_req_host(r), *path = proxy_req_path(r);
     const struct rentry *t = *host ? lookup(rt, host, path) : NULL;
+    if ((!t && *host && stale(rt, 1000)) ||
+        (t && (t->claim_only || !t->nup) && !t->env->asleep && stale(rt, 100)))
+        t = lookup(rt, host, path);
     if (!t) {
         rt->not_found++;
         char *text = *host && host_known(rt, host)
