@@ -206,6 +206,10 @@ build_postgresql_15() {
         --without-ldap --without-llvm --without-perl --without-python \
         --without-tcl --without-pam --without-systemd --disable-nls \
         CFLAGS="$CFLAGS_DEPS -idirafter $KINC" >>"$LOG" 2>&1
+    # the headers the backend generates (utils/errcodes.h, ...) come first:
+    # src/port's server-side objects include them, and under -j nothing
+    # orders their generation before those compile
+    make -C src/backend generated-headers >>"$LOG" 2>&1
     for d in src/port src/common src/interfaces/libpq; do
         make -C "$d" -j "$JOBS" >>"$LOG" 2>&1
     done
