@@ -12,6 +12,11 @@
 # which is how nginx keeps upstream connections alive; prenv's driver forwards
 # every request with proxy_forward (pooled connections, one loop).
 #
+# Two more rows measure the whole router as users run it: `prenv serve` with a
+# project whose env has a router.route to the same upstream (host lookup,
+# activity, one access-log line per request, written to a file), next to the
+# same nginx peer with its access log on.
+#
 # A report, not a test: exits 0 whatever the figures; non-zero only when a
 # command it runs fails. Everything lives in one mktemp -d directory that a
 # trap removes, after stopping every process this script started.
@@ -65,6 +70,10 @@ wait_port() {
 UP=$(free_port)
 NGX=$(free_port)
 PX=$(free_port)
+NGXLOG=$(free_port)
+SRV=$(free_port)
+RT=$(free_port)
+PRENV=${PRENV:-$root/build/prenv}
 head -c "$BODY" /dev/zero | tr '\0' 'x' >"$tmp/body.txt"
 
 common() { # $1: name
@@ -122,23 +131,58 @@ CONF
 CONF
 } >"$tmp/peer.conf"
 
+# the same peer with its access log on, next to prenv serve's router, which
+# logs every request
+sed -e "s|listen 127.0.0.1:$NGX;|listen 127.0.0.1:$NGXLOG;|" \
+    -e "s|    access_log off;|    access_log $tmp/peerlog.access;|" \
+    -e "s|pid $tmp/peer.pid;|pid $tmp/peerlog.pid;|" \
+    -e "s|error_log $tmp/peer.err|error_log $tmp/peerlog.err|" \
+    -e "s|$tmp/peer-|$tmp/peerlog-|g" "$tmp/peer.conf" >"$tmp/peerlog.conf"
+# prenv serve: a project whose one env routes bench.test to the upstream
+mkdir -p "$tmp/proj/envs"
+cat >"$tmp/proj/prenv.yaml" <<CONF
+project: bench
+template: t.yaml
+stages: {dev: {config: envs/dev.yaml}}
+router: {listen: 127.0.0.1:$RT}
+CONF
+printf 'values: {}\n' >"$tmp/proj/envs/dev.yaml"
+cat >"$tmp/proj/t.yaml" <<CONF
+resources:
+  route:
+    type: router.route
+    properties: {host: dev.bench.test, upstream: "127.0.0.1:$UP"}
+CONF
+"$PRENV" -C "$tmp/proj" env up dev --yes >"$tmp/up.out" 2>&1 ||
+    { echo "router.sh: prenv env up failed:" >&2; cat "$tmp/up.out" >&2; exit 1; }
+
 nginx -c "$tmp/upstream.conf" -p "$tmp" >"$tmp/upstream.out" 2>&1 &
 pids+=($!)
 nginx -c "$tmp/peer.conf" -p "$tmp" >"$tmp/peer.out" 2>&1 &
 pids+=($!)
 "$DRIVER" "127.0.0.1:$PX" "127.0.0.1:$UP" >"$tmp/driver.out" 2>"$tmp/driver.err" &
 pids+=($!)
+nginx -c "$tmp/peerlog.conf" -p "$tmp" >"$tmp/peerlog.out" 2>&1 &
+pids+=($!)
+"$PRENV" -C "$tmp/proj" serve --listen "127.0.0.1:$SRV" --router "127.0.0.1:$RT" \
+    >"$tmp/serve.log" 2>&1 &
+pids+=($!)
 wait_port "$UP"
 wait_port "$NGX"
 wait_port "$PX"
+wait_port "$NGXLOG"
+wait_port "$RT"
+curl -fsS -H "Host: dev.bench.test" "http://127.0.0.1:$RT/" -o "$tmp/check.rt"
+cmp -s "$tmp/check.rt" "$tmp/body.txt" || { echo "router.sh: prenv serve answered a different body" >&2; exit 1; }
 curl -fsS "http://127.0.0.1:$PX/" -o "$tmp/check.px"
 curl -fsS "http://127.0.0.1:$NGX/" -o "$tmp/check.ngx"
 cmp -s "$tmp/check.px" "$tmp/body.txt" || { echo "router.sh: prenv answered a different body" >&2; exit 1; }
 cmp -s "$tmp/check.ngx" "$tmp/body.txt" || { echo "router.sh: nginx answered a different body" >&2; exit 1; }
 
-# run_wrk PORT -> "req/s p99_ms non2xx"
+# run_wrk PORT [HOST] -> "req/s p99_ms non2xx"
 run_wrk() {
-    wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$1/" >"$tmp/wrk.out" 2>&1
+    wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -H "Host: ${2:-127.0.0.1}" \
+        "http://127.0.0.1:$1/" >"$tmp/wrk.out" 2>&1
     python3 - "$tmp/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -154,29 +198,40 @@ PY
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "router.sh: wrk -t$THREADS -c$CONNS -d${SECS}s, ${BODY}-byte body, $REPS runs each, median"
-: >"$tmp/px.rps"; : >"$tmp/px.p99"; : >"$tmp/ngx.rps"; : >"$tmp/ngx.p99"
-wrk -t1 -c8 -d1s "http://127.0.0.1:$PX/" >/dev/null 2>&1 # warm both up
+for n in px ngx rt ngxlog; do : >"$tmp/$n.rps"; : >"$tmp/$n.p99"; done
+wrk -t1 -c8 -d1s "http://127.0.0.1:$PX/" >/dev/null 2>&1 # warm everything up
 wrk -t1 -c8 -d1s "http://127.0.0.1:$NGX/" >/dev/null 2>&1
+wrk -t1 -c8 -d1s -H "Host: dev.bench.test" "http://127.0.0.1:$RT/" >/dev/null 2>&1
+wrk -t1 -c8 -d1s "http://127.0.0.1:$NGXLOG/" >/dev/null 2>&1
+one() { # one NAME LABEL PORT [HOST]
+    read -r rps p99 bad errs < <(run_wrk "$3" "${4:-}")
+    echo "  run $i $2: $rps req/s, p99 $p99 ms, non-2xx $bad, socket errors $errs"
+    echo "$rps" >>"$tmp/$1.rps"; echo "$p99" >>"$tmp/$1.p99"
+}
 for i in $(seq "$REPS"); do
-    read -r rps p99 bad errs < <(run_wrk "$PX")
-    echo "  run $i prenv: $rps req/s, p99 $p99 ms, non-2xx $bad, socket errors $errs"
-    echo "$rps" >>"$tmp/px.rps"; echo "$p99" >>"$tmp/px.p99"
-    read -r rps p99 bad errs < <(run_wrk "$NGX")
-    echo "  run $i nginx: $rps req/s, p99 $p99 ms, non-2xx $bad, socket errors $errs"
-    echo "$rps" >>"$tmp/ngx.rps"; echo "$p99" >>"$tmp/ngx.p99"
+    one px "prenv proxy engine" "$PX"
+    one ngx "nginx" "$NGX"
+    one rt "prenv serve router (access log on)" "$RT" dev.bench.test
+    one ngxlog "nginx (access log on)" "$NGXLOG"
 done
-px_rps=$(median <"$tmp/px.rps"); px_p99=$(median <"$tmp/px.p99")
-ngx_rps=$(median <"$tmp/ngx.rps"); ngx_p99=$(median <"$tmp/ngx.p99")
-python3 - "$px_rps" "$px_p99" "$ngx_rps" "$ngx_p99" "$TARGET_RPS" "$TARGET_P99" <<'PY'
+args=()
+for n in px ngx rt ngxlog; do args+=("$(median <"$tmp/$n.rps")" "$(median <"$tmp/$n.p99")"); done
+python3 - "$TARGET_RPS" "$TARGET_P99" "${args[@]}" <<'PY'
 import sys
-pr, pp, nr, np_, tr, tp = map(float, sys.argv[1:])
-rr = pr / nr if nr else 0.0
-rp = pp / np_ if np_ else float("inf")
+tr, tp = float(sys.argv[1]), float(sys.argv[2])
+v = list(map(float, sys.argv[3:]))
+rows = [("prenv proxy engine", v[0], v[1]), ("nginx", v[2], v[3]),
+        ("prenv serve router, logging", v[4], v[5]), ("nginx, logging", v[6], v[7])]
 print()
-print(f"{'':10}{'req/s':>12}{'p99 ms':>10}")
-print(f"{'prenv':10}{pr:>12.0f}{pp:>10.3f}")
-print(f"{'nginx':10}{nr:>12.0f}{np_:>10.3f}")
+print(f"{'':32}{'req/s':>10}{'p99 ms':>10}")
+for name, r, p in rows:
+    print(f"{name:32}{r:>10.0f}{p:>10.3f}")
 print()
-print(f"req/s ratio prenv/nginx {rr:.2f} (target >= {tr}): {'PASS' if rr >= tr else 'BELOW-TARGET'}")
-print(f"p99 ratio   prenv/nginx {rp:.2f} (target <= {tp}): {'PASS' if rp <= tp else 'ABOVE-TARGET'}")
+def ratio(label, a, b):
+    rr = a[1] / b[1] if b[1] else 0.0
+    rp = a[2] / b[2] if b[2] else float("inf")
+    print(f"{label}: req/s {rr:.2f} (target >= {tr}: {'PASS' if rr >= tr else 'BELOW-TARGET'}), "
+          f"p99 {rp:.2f} (target <= {tp}: {'PASS' if rp <= tp else 'ABOVE-TARGET'})")
+ratio("engine vs nginx          ", rows[0], rows[1])
+ratio("serve's router vs nginx  ", rows[2], rows[3])
 PY
