@@ -1148,9 +1148,7 @@ static bool is_any6(const struct sockaddr_storage *ss)
                                                &in6addr_any, sizeof in6addr_any) == 0;
 }
 
-/* listen_fd: a listening, non-blocking, close-on-exec socket, or -errno.
- * Done with plain system calls so that a failure leaves no libuv handle. */
-static int listen_fd(struct sockaddr_storage *ss)
+int http_listen_fd(struct sockaddr_storage *ss)
 {
     bool any6 = is_any6(ss);
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1179,7 +1177,7 @@ fail:;
         a->sin_family = AF_INET;
         a->sin_addr.s_addr = htonl(INADDR_ANY);
         a->sin_port = port;
-        return listen_fd(ss);
+        return http_listen_fd(ss);
     }
     return rc;
 }
@@ -1193,7 +1191,7 @@ static void on_sigpipe(int sig)
  * connection and kills a process that left it at the default. A process
  * that chose a disposition keeps it; otherwise a do-nothing handler, not
  * SIG_IGN, so that programs it executes start with the default again. */
-static void sigpipe_guard(void)
+void http_sigpipe_guard(void)
 {
     struct sigaction sa;
     if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL ||
@@ -1218,13 +1216,13 @@ int http_server_start(struct http_server *srv, uv_loop_t *loop, const char *list
         return rc;
     if (!handler)
         return err_set(e, PE_USAGE, NULL, "http server without a handler");
-    int fd = listen_fd(&ss);
+    int fd = http_listen_fd(&ss);
     if (fd < 0)
         return err_errno(e, -fd, "cannot listen on %s", listen);
     srv->loop = loop;
     srv->addr = ss;
     srv->lfd = fd;
-    sigpipe_guard();
+    http_sigpipe_guard();
     limits_fill(&srv->lim, lim);
     srv->handler = handler;
     srv->ctx = ctx;

@@ -192,6 +192,15 @@ struct http_server {
  * interface: IPv6 and IPv4 when the host has IPv6, else IPv4), or
  * "localhost:8080" (127.0.0.1). Names are not resolved. */
 int http_listen_parse(struct sockaddr_storage *out, const char *listen, struct err *e);
+/* http_listen_fd: a listening, non-blocking, close-on-exec socket bound to
+ * *ss (the address actually bound is written back: port 0 becomes the real
+ * one; "every address" on a machine without IPv6 becomes IPv4's), or -errno.
+ * Plain system calls: a failure leaves no libuv handle. core/net/proxy too. */
+int http_listen_fd(struct sockaddr_storage *ss);
+/* http_sigpipe_guard: SIGPIPE at its default disposition becomes a
+ * do-nothing handler (so write(2) to a reset socket fails with EPIPE rather
+ * than killing the process); a disposition the process chose is kept. */
+void http_sigpipe_guard(void);
 
 /* http_server_start: bind and listen on listen, and answer every request
  * with handler(req, ctx). lim may be NULL for the defaults; it is copied.

@@ -2690,59 +2690,6 @@ static void on_connection(uv_stream_t *l, int status)
     accept_one(p);
 }
 
-static int listen_fd(struct sockaddr_storage *ss)
-{
-    bool any6 = ss->ss_family == AF_INET6 &&
-                memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, &in6addr_any,
-                       sizeof in6addr_any) == 0;
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (any6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    socklen_t sl =
-        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (struct sockaddr *)ss, sl) != 0 || listen(fd, BACKLOG) != 0)
-        goto fail;
-    sl = sizeof *ss;
-    getsockname(fd, (struct sockaddr *)ss, &sl);
-    return fd;
-fail:;
-    int rc = -errno;
-    if (fd >= 0)
-        close(fd);
-    if (any6 && (rc == -EAFNOSUPPORT || rc == -EPROTONOSUPPORT || rc == -EADDRNOTAVAIL)) {
-        uint16_t port = ((struct sockaddr_in6 *)ss)->sin6_port;
-        memset(ss, 0, sizeof *ss);
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_ANY);
-        a->sin_port = port;
-        return listen_fd(ss);
-    }
-    return rc;
-}
-
-static void on_sigpipe(int sig)
-{
-    (void)sig;
-}
-
-static void sigpipe_guard(void)
-{
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL ||
-        (sa.sa_flags & SA_SIGINFO))
-        return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigpipe;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
 /* ---- the proxy ---- */
 
 int proxy_start(struct proxy **out, uv_loop_t *loop, const char *addr, const struct proxy_opts *o,
@@ -2755,7 +2702,7 @@ int proxy_start(struct proxy **out, uv_loop_t *loop, const char *addr, const str
     int rc = http_listen_parse(&ss, addr, e);
     if (rc)
         return rc;
-    int fd = listen_fd(&ss);
+    int fd = http_listen_fd(&ss);
     if (fd < 0)
         return err_errno(e, -fd, "cannot listen on %s", addr);
     struct proxy *p = xcalloc(1, sizeof *p);
@@ -2778,7 +2725,7 @@ int proxy_start(struct proxy **out, uv_loop_t *loop, const char *addr, const str
         free(p);
         return err_errno(e, -rc, "cannot listen on %s", addr);
     }
-    sigpipe_guard();
+    http_sigpipe_guard();
     uv_timer_init(loop, &p->accept_timer);
     uv_timer_init(loop, &p->deadline_timer);
     p->accept_timer.data = p->deadline_timer.data = p;
