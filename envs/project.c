@@ -494,18 +494,20 @@ static int access_secret(const struct project *p, const struct val *m, const cha
 
 static int load_router(struct project *p, struct err *e)
 {
-    static const char *const rk[] = {"listen", "hold", "access", NULL};
+    static const char *const rk[] = {"listen", "hold", "wake_for", "access", NULL};
     static const char *const kinds[] = {"stages", "previews", "sandboxes", NULL};
     static const char *const ak[] = {"token", "token_file", "basic", "basic_file", NULL};
     const struct val *v = val_map_get(p->doc, "router");
     struct router_conf *r = &p->router;
     r->hold_ms = 60000;
+    r->wake_ms = 3600 * 1000LL;
     const char *listen = NULL;
     int rc = 0;
     if (v && v->kind != VAL_NULL) {
         if ((rc = schema_map(v, "'router'", e)) || (rc = schema_keys(v, rk, "'router'", e)) ||
             (rc = schema_str(v, "listen", &listen, e)) ||
-            (rc = schema_duration(v, "hold", &r->hold_ms, e)))
+            (rc = schema_duration(v, "hold", &r->hold_ms, e)) ||
+            (rc = schema_duration(v, "wake_for", &r->wake_ms, e)))
             return rc;
         if (listen && !project_listen_port(listen))
             return err_set(e, PE_CONFIG, &val_map_get(v, "listen")->pos,

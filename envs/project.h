@@ -72,6 +72,8 @@ struct router_conf {
     char *listen;         /* router.listen, default 127.0.0.1:8080 (--router overrides) */
     int port;             /* its port: router.route URLs carry it */
     long long hold_ms;    /* router.hold: how long a request waits for a wake (default 60s) */
+    long long wake_ms;    /* router.wake_for: a request's wake holds over the schedule this
+                           * long (default 1h) */
     struct router_access access[3]; /* router.access.<stages|previews|sandboxes>, by env_kind */
 };
 

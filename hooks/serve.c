@@ -1968,17 +1968,16 @@ static void signal_cb(uv_signal_t *h, int signum)
 }
 
 /* the router's hooks: a wake job for a request, and its log lines. A
- * request's wake holds over the env's schedule for an hour, as `prenv env
- * wake --until 1h` would, so a reviewer after hours is not put back to sleep
- * at the reaper's next look. */
-#define ROUTER_WAKE_HOLD_MS (3600 * 1000LL)
+ * request's wake holds over the env's schedule for router.wake_for (1 h), as
+ * `prenv env wake --until 1h` would, so a reviewer after hours is not put
+ * back to sleep at the reaper's next look. */
 static long long router_wake(void *ctx, const char *env)
 {
     struct serve *sv = ctx;
     if (sv->stopping)
         return -1;
     char extra[64];
-    snprintf(extra, sizeof extra, "\"until_ms\": %lld", tm_now_ms() + ROUTER_WAKE_HOLD_MS);
+    snprintf(extra, sizeof extra, "\"until_ms\": %lld", tm_now_ms() + sv->proj->router.wake_ms);
     return push_job(sv, env, JOB_WAKE, "a request through the router", NULL, 0, extra);
 }
 

@@ -208,6 +208,10 @@ Test(router, a_sleeping_env_wakes_once_for_three_concurrent_requests)
     cr_assert(strstr(r.out, "\"asleep\": null") || !strstr(r.out, "\"asleep\": \""),
               "awake now:\n%s", r.out);
     tl_res_free(&r);
+    r = RUN("env", "list", "--json");
+    cr_assert(strstr(r.out, "\"wake_until\": \"20"),
+              "a request's wake holds over the schedule (router.wake_for):\n%s", r.out);
+    tl_res_free(&r);
     /* requests are activity: recorded within a few seconds */
     char *act = xasprintf("%s/activity/dev", P.state);
     for (int i = 0; i < 100 && !tl_exists(act); i++)
