@@ -193,7 +193,7 @@ EOF
 echo 'values: {}' >"$work/proj/envs/preview.yaml"
 
 PRENV_GITHUB_WEBHOOK_SECRET=$SECRET "$PRENV" --no-color -C "$work/proj" serve \
-    --listen 127.0.0.1:0 2>"$work/prenv.log" &
+    --listen 127.0.0.1:0 --router off 2>"$work/prenv.log" &
 prenv_pid=$!
 OCTOKIT_DIR=$NPM_DIR PRENV_GITHUB_WEBHOOK_SECRET=$SECRET node "$here/webhooks_node.mjs" \
     >"$work/node.out" 2>"$work/node.err" &
