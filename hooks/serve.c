@@ -720,9 +720,15 @@ static void refresh_cb(uv_timer_t *t)
         char *sp = state_path(sv->proj->state_dir, env);
         bool exists = fs_exists(sp);
         free(sp);
-        if (exists)
+        struct drift_rec *d = drift_find(sv, env);
+        if (exists) {
             push_job(sv, env, JOB_REFRESH, "drift check (serve.refresh_interval)", NULL, 0,
                      NULL);
+        } else if (d) {
+            /* destroyed since its last check: its numbers would lie */
+            free(d->env);
+            *d = sv->drift[--sv->ndrift];
+        }
     }
 }
 
