@@ -191,5 +191,13 @@ Test(drift, the_daemon_finds_drift_in_stages_by_itself)
     ok(RUN("env", "up", "dev", "--yes"));
     cr_assert(tl_until(metrics_show, "prenv_env_drift{env=\"dev\"} 0", 30000),
               "drift stayed after the up:\n%s", tl_read(logfile));
+    /* the refresh timer closes with the rest */
+    kill(server_pid, SIGTERM);
+    cr_assert_geq(tl_wait_pid(server_pid, 30000), 0);
+    server_pid = 0;
+    log = tl_read(logfile);
+    cr_assert(strstr(log, "prenv serve stopped\" clean=yes"), "%s", log);
+    cr_assert_null(strstr(log, "Sanitizer"), "%s", log);
+    free(log);
     free(db);
 }

@@ -146,6 +146,10 @@ Test(export, a_record_goes_out_sealed_and_comes_back_with_no_changes)
     OK(r);
     cr_assert(strstr(r.out, "dev"), "%s", r.out);
     tl_res_free(&r);
+    r = RUN(NOPASS, "--state-dir", X, "env", "plan", "dev");
+    OK(r);
+    cr_assert(strstr(r.out, "0 to create") && strstr(r.out, "1 unchanged"), "%s", r.out);
+    tl_res_free(&r);
     /* no file anywhere holds the plaintext */
     char *grep = xasprintf("grep -r -l '%s' '%s' '%s' >/dev/null 2>&1", CANARY, P.dir, X);
     cr_assert_neq(system(grep), 0, "a file holds the plaintext secret");
