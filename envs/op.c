@@ -749,6 +749,11 @@ int op_refresh(struct op_env *oe, const struct op_opts *o, int *ndrift, struct e
     return rc;
 }
 
+int op_refresh_read(struct op_env *oe, int *ndrift, struct err *e)
+{
+    return eng_refresh(oe->en, false, ndrift, e);
+}
+
 int op_config(struct op_env *oe, struct val **out, struct err *e)
 {
     struct tpl_ctx tc;

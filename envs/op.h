@@ -96,6 +96,11 @@ int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long lo
                struct err *e);
 /* op_refresh: read everything, write the refreshed state; ndrift counts drift. */
 int op_refresh(struct op_env *oe, const struct op_opts *o, int *ndrift, struct err *e);
+/* op_refresh_read: read every resource and count what is gone or drifted,
+ * writing neither the state nor the history (the daemon's drift check: what
+ * it finds stays in reality until someone acts); each drifted resource is an
+ * EV_DRIFT event through o->on_event. */
+int op_refresh_read(struct op_env *oe, int *ndrift, struct err *e);
 /* op_render: the fully resolved desired state as a map (resources, outputs, config). */
 int op_render(struct op_env *oe, struct val **out, struct err *e);
 /* op_config: the env's config, interpolated. */

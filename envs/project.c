@@ -408,13 +408,14 @@ static int load_serve(struct project *p, struct err *e)
 {
     static const char *const sk[] = {"listen",     "concurrency",      "max_attempts",
                                      "api_token",  "public_url",       "shutdown_timeout",
-                                     "sweep_interval", NULL};
+                                     "sweep_interval", "refresh_interval", NULL};
     const struct val *v = val_map_get(p->doc, "serve");
     struct serve_conf *s = &p->serve;
     s->concurrency = 2;
     s->max_attempts = 5;
     s->shutdown_ms = 30000;
     s->sweep_ms = 600000;
+    s->refresh_ms = 1800000;
     const char *listen = NULL, *tok = NULL, *url = NULL;
     int rc = 0;
     if (v && v->kind != VAL_NULL) {
@@ -433,6 +434,11 @@ static int load_serve(struct project *p, struct err *e)
         if (sw && sw->kind == VAL_INT && sw->u.i == 0)
             s->sweep_ms = 0;
         else if ((rc = schema_duration(v, "sweep_interval", &s->sweep_ms, e)))
+            return rc;
+        const struct val *rf = val_map_get(v, "refresh_interval");
+        if (rf && rf->kind == VAL_INT && rf->u.i == 0)
+            s->refresh_ms = 0;
+        else if ((rc = schema_duration(v, "refresh_interval", &s->refresh_ms, e)))
             return rc;
         if ((rc = schema_duration(v, "shutdown_timeout", &s->shutdown_ms, e)) ||
             (rc = schema_str(v, "listen", &listen, e)) ||

@@ -59,6 +59,7 @@ struct serve_conf {
     char *api_token;       /* serve.api_token or $PRENV_API_TOKEN */
     char *public_url;      /* serve.public_url: where prenv is reachable (log links) */
     long long sweep_ms;    /* serve.sweep_interval: ask GitHub about every PR (default 10m; 0 off) */
+    long long refresh_ms;  /* serve.refresh_interval: read every stage for drift (default 30m; 0 off) */
 };
 
 /* Who may pass the router to an environment of one kind: nobody is asked when

@@ -33,16 +33,17 @@ const char *job_state_name(enum job_state s)
     return (unsigned)s < 7 ? state_names[s] : "?";
 }
 
-static const char *const kind_names[] = {"up", "destroy", "sleep", "wake", "warn", "extend"};
+static const char *const kind_names[JOB_KINDS] = {"up",   "destroy", "sleep",  "wake",
+                                                  "warn", "extend",  "refresh"};
 
 const char *job_kind_name(enum job_kind k)
 {
-    return (unsigned)k < 6 ? kind_names[k] : "?";
+    return (unsigned)k < JOB_KINDS ? kind_names[k] : "?";
 }
 
 static enum job_kind kind_of(const char *s)
 {
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < JOB_KINDS; i++)
         if (s && !strcmp(s, kind_names[i]))
             return (enum job_kind)i;
     return JOB_UP;
@@ -258,16 +259,19 @@ int queue_push(struct queue *q, const char *env, enum job_kind kind, const char 
     if (rc)
         return rc;
     /* up and destroy replace everything waiting; the reaper's sleep, wake
-     * and warn replace only their own kind of waiting job; an extend
-     * replaces nothing */
+     * and warn replace only their own kind of waiting job; a refresh only a
+     * waiting refresh; an extend replaces nothing */
     bool intent = kind == JOB_UP || kind == JOB_DESTROY;
     if (kind != JOB_EXTEND) {
         sqlite3_stmt *st = prep(q,
                                 intent ? "UPDATE jobs SET state = 'superseded', updated = ? "
                                          "WHERE env = ? AND state = 'queued'"
-                                       : "UPDATE jobs SET state = 'superseded', updated = ? "
-                                         "WHERE env = ? AND state = 'queued' "
-                                         "AND kind IN ('sleep', 'wake', 'warn')",
+                                : kind == JOB_REFRESH
+                                    ? "UPDATE jobs SET state = 'superseded', updated = ? "
+                                      "WHERE env = ? AND state = 'queued' AND kind = 'refresh'"
+                                    : "UPDATE jobs SET state = 'superseded', updated = ? "
+                                      "WHERE env = ? AND state = 'queued' "
+                                      "AND kind IN ('sleep', 'wake', 'warn')",
                                 e);
         if (st) {
             sqlite3_bind_int64(st, 1, now);

@@ -21,7 +21,10 @@ struct queue;
 
 /* up and destroy are what a PR or a person asks for; sleep, wake and warn
  * come from the reaper and never replace them */
-enum job_kind { JOB_UP, JOB_DESTROY, JOB_SLEEP, JOB_WAKE, JOB_WARN, JOB_EXTEND };
+/* refresh is the daemon's drift check of a stage: it only reads, and replaces
+ * only a waiting refresh */
+enum job_kind { JOB_UP, JOB_DESTROY, JOB_SLEEP, JOB_WAKE, JOB_WARN, JOB_EXTEND, JOB_REFRESH };
+#define JOB_KINDS 7
 enum job_state {
     JOB_QUEUED,     /* waiting for its turn */
     JOB_RUNNING,    /* claimed by a worker */

@@ -56,7 +56,19 @@ struct job_run {
     bool cancel;       /* asked before the env was open */
     long long t0;
     char *finish_error; /* recording its end failed */
+    /* a refresh: how many resources drifted, and "name: what" of each
+     * (filled by engine events, from any of the run's threads: drift_mu) */
+    int drift;
+    struct val *drifted;
+    pthread_mutex_t drift_mu;
     struct job_run *next;
+};
+
+/* the last drift check of one stage (loop thread only) */
+struct drift_rec {
+    char *env;
+    int drift;           /* gone or drifted resources */
+    long long at_ms;     /* when the check ended */
 };
 
 struct serve {
@@ -68,7 +80,9 @@ struct serve {
     struct http_server http;
     uv_signal_t sigint, sigterm;
     uv_async_t wake;
-    uv_timer_t tick, stop_timer, reap_timer, sweep_timer;
+    uv_timer_t tick, stop_timer, reap_timer, sweep_timer, refresh_timer;
+    struct drift_rec *drift; /* the stages' last drift checks */
+    size_t ndrift, capdrift;
     uv_fs_event_t state_watch; /* the CLI changed an env: look again */
     bool watching;
     struct project *proj;
@@ -391,7 +405,8 @@ static void report_end_job(struct serve *sv, const struct job *j, const struct o
         return;
     struct report_pr pr = {p.repo, p.number, p.sha, p.env};
     struct err e = {0};
-    if (j->kind == JOB_SLEEP || j->kind == JOB_WAKE || j->kind == JOB_EXTEND) {
+    if (j->kind == JOB_SLEEP || j->kind == JOB_WAKE || j->kind == JOB_EXTEND ||
+        j->kind == JOB_REFRESH) {
         pr_ref_release(&p);
         return; /* the log says it; the PR needs no comment each night */
     }
@@ -489,6 +504,23 @@ static void report_end_job(struct serve *sv, const struct job *j, const struct o
     pr_ref_release(&p);
 }
 
+/* a refresh job's engine events: collect what drifted */
+static void refresh_event(void *ctx, const struct eng_event *ev)
+{
+    struct job_run *jr = ctx;
+    if (ev->kind != EV_DRIFT || !ev->resource)
+        return;
+    pthread_mutex_lock(&jr->drift_mu);
+    if (!jr->drifted)
+        jr->drifted = val_list(NULL);
+    struct val *m = val_map(NULL);
+    val_map_set(m, "resource", NULL, val_str(ev->resource, NULL));
+    val_map_set(m, "type", NULL, val_str(ev->type ? ev->type : "", NULL));
+    val_map_set(m, "drift", NULL, val_str(ev->detail ? ev->detail : "drifted", NULL));
+    val_list_push(jr->drifted, m);
+    pthread_mutex_unlock(&jr->drift_mu);
+}
+
 static void *job_thread(void *arg)
 {
     struct job_run *jr = arg;
@@ -536,6 +568,24 @@ static void *job_thread(void *arg)
     case JOB_WARN:
         op_run_warned(jr->job.env, &oo, &jr->res);
         break;
+    case JOB_REFRESH: {
+        /* read-only: drift is counted and logged, the state stays as it is */
+        struct err e = {0};
+        struct op_env *oe = NULL;
+        memset(&jr->res, 0, sizeof jr->res);
+        oo.on_event = refresh_event;
+        oo.ev_ctx = jr;
+        long long t0 = tm_mono_ms();
+        if (op_open(&oe, jr->job.env, OP_LOCK | OP_NEED_STATE | OP_NO_CONFIG, &oo, &e) ||
+            op_refresh_read(oe, &jr->drift, &e)) {
+            jr->res.rc = e.code ? e.code : PE_INTERNAL;
+            jr->res.error = xstrdup(e.msg ? e.msg : "failed");
+            err_release(&e);
+        }
+        jr->res.ms = tm_mono_ms() - t0;
+        op_close(oe);
+        break;
+    }
     case JOB_EXTEND: {
         cJSON *m = jr->job.meta ? cJSON_Parse(jr->job.meta) : NULL;
         const cJSON *by = cJSON_GetObjectItemCaseSensitive(m, "by_ms");
@@ -570,19 +620,25 @@ static void *job_thread(void *arg)
 
 static const char *job_started(enum job_kind k)
 {
-    static const char *const s[] = {"bringing up", "destroying", "putting to sleep", "waking",
-                                     "recording the expiry warning", "extending"};
-    return (unsigned)k < 6 ? s[k] : "?";
+    static const char *const s[JOB_KINDS] = {"bringing up",
+                                              "destroying",
+                                              "putting to sleep",
+                                              "waking",
+                                              "recording the expiry warning",
+                                              "extending",
+                                              "checking for drift"};
+    return (unsigned)k < JOB_KINDS ? s[k] : "?";
 }
 
 static const char *job_ended(enum job_kind k, bool ok)
 {
-    static const char *const s[] = {"environment up",    "environment destroyed",
-                                    "environment asleep", "environment awake",
-                                    "expiry warning recorded", "expiry extended"};
-    static const char *const f[] = {"up failed",   "destroy failed",  "sleep failed",
-                                    "wake failed", "warning failed", "extend failed"};
-    return (unsigned)k < 6 ? (ok ? s[k] : f[k]) : "?";
+    static const char *const s[JOB_KINDS] = {
+        "environment up",          "environment destroyed", "environment asleep", "environment awake",
+        "expiry warning recorded", "expiry extended",       "drift checked"};
+    static const char *const f[JOB_KINDS] = {"up failed",      "destroy failed", "sleep failed",
+                                             "wake failed",    "warning failed", "extend failed",
+                                             "drift check failed"};
+    return (unsigned)k < JOB_KINDS ? (ok ? s[k] : f[k]) : "?";
 }
 
 static void job_observe(struct serve *sv, struct job_run *jr)
@@ -620,6 +676,62 @@ static void wake_cb(uv_async_t *h)
     start_flush(sv);
 }
 
+/* ---- drift: the stages are read every serve.refresh_interval ---- */
+
+static struct drift_rec *drift_find(struct serve *sv, const char *env)
+{
+    for (size_t i = 0; i < sv->ndrift; i++)
+        if (!strcmp(sv->drift[i].env, env))
+            return &sv->drift[i];
+    return NULL;
+}
+
+/* a refresh job ended well: keep its count for /metrics and the API, and
+ * log each drifted resource */
+static void drift_record(struct serve *sv, struct job_run *jr)
+{
+    struct drift_rec *d = drift_find(sv, jr->job.env);
+    if (!d) {
+        XGROW(sv->drift, sv->capdrift, sv->ndrift + 1);
+        d = &sv->drift[sv->ndrift++];
+        d->env = xstrdup(jr->job.env);
+    }
+    d->drift = jr->drift;
+    d->at_ms = tm_now_ms();
+    for (size_t i = 0; jr->drifted && i < jr->drifted->u.list.n; i++) {
+        const struct val *m = jr->drifted->u.list.v[i];
+        slog(sv, "warn", "drift: a resource differs from the state", "env", jr->job.env,
+             "resource", val_map_str(m, "resource", NULL), "type", val_map_str(m, "type", NULL),
+             "drift", val_map_str(m, "drift", NULL), NULL);
+    }
+}
+
+static long long push_job(struct serve *sv, const char *env, enum job_kind kind,
+                          const char *reason, const char *repo, long long number,
+                          const char *extra);
+
+static void refresh_cb(uv_timer_t *t)
+{
+    struct serve *sv = t->data;
+    if (sv->stopping)
+        return;
+    for (size_t i = 0; i < sv->proj->nstages; i++) {
+        const char *env = sv->proj->stages[i].name;
+        char *sp = state_path(sv->proj->state_dir, env);
+        bool exists = fs_exists(sp);
+        free(sp);
+        struct drift_rec *d = drift_find(sv, env);
+        if (exists) {
+            push_job(sv, env, JOB_REFRESH, "drift check (serve.refresh_interval)", NULL, 0,
+                     NULL);
+        } else if (d) {
+            /* destroyed since its last check: its numbers would lie */
+            free(d->env);
+            *d = sv->drift[--sv->ndrift];
+        }
+    }
+}
+
 /* job_end: a job's end is recorded (or could not be): log, report, free */
 static void job_end(struct serve *sv, struct job_run *jr)
 {
@@ -638,9 +750,13 @@ static void job_end(struct serve *sv, struct job_run *jr)
         slog(sv, "error", job_ended(jr->job.kind, false), "env", jr->job.env, "job", id,
              "delivery", jr->job.delivery, "error", jr->res.error, "retry",
              jr->res.transient ? "yes" : "no", NULL);
+    if (jr->job.kind == JOB_REFRESH && ok)
+        drift_record(sv, jr);
     report_end_job(sv, &jr->job, &jr->res);
-    if (sv->rt)
+    if (sv->rt && jr->job.kind != JOB_REFRESH)
         router_job_ended(sv->rt, jr->job.env, jr->job.id, ok, jr->res.error);
+    val_free(jr->drifted);
+    pthread_mutex_destroy(&jr->drift_mu);
     op_result_release(&jr->res);
     job_release(&jr->job);
     free(jr->finish_error);
@@ -1156,6 +1272,7 @@ static void schedule(struct serve *sv)
         jr->sv = sv;
         jr->job = j;
         jr->t0 = tm_mono_ms();
+        pthread_mutex_init(&jr->drift_mu, NULL);
         pthread_mutex_lock(&sv->mu);
         jr->next = sv->running;
         sv->running = jr;
@@ -1178,6 +1295,7 @@ static void schedule(struct serve *sv)
             pthread_mutex_unlock(&sv->qmu);
             err_release(&e);
             job_release(&jr->job);
+            pthread_mutex_destroy(&jr->drift_mu);
             free(jr);
             break;
         }
@@ -1532,6 +1650,18 @@ static void api_envs(struct serve *sv, struct http_req *req)
         }
         sb_adds(&b, shown++ ? ",\n  " : "\n  ");
         st_summary_json(&b, &sm);
+        /* the last drift check, for stages the daemon has checked */
+        const struct drift_rec *d = drift_find(sv, names[i]);
+        if (d && b.len && b.buf[b.len - 1] == '}') {
+            b.buf[--b.len] = 0;
+            sb_addf(&b, ", \"drift\": %d, \"refreshed\": ", d->drift);
+            struct sb t;
+            sb_init(&t);
+            tm_rfc3339(&t, d->at_ms);
+            sb_add_json_str(&b, t.buf);
+            sb_release(&t);
+            sb_addc(&b, '}');
+        }
         st_summary_release(&sm);
     }
     sb_adds(&b, shown ? "\n]\n" : "]\n");
@@ -1750,6 +1880,17 @@ static void metrics(struct serve *sv, struct http_req *req)
         sb_addf(&b, "prenv_job_duration_seconds_sum{kind=\"%s\"} %.3f\n", kn, sv->job_sum[k]);
         sb_addf(&b, "prenv_job_duration_seconds_count{kind=\"%s\"} %llu\n", kn, sv->job_count[k]);
     }
+    if (sv->ndrift) {
+        sb_adds(&b, "# HELP prenv_env_drift Resources found gone or drifted by the last drift "
+                    "check.\n# TYPE prenv_env_drift gauge\n");
+        for (size_t i = 0; i < sv->ndrift; i++)
+            sb_addf(&b, "prenv_env_drift{env=\"%s\"} %d\n", sv->drift[i].env, sv->drift[i].drift);
+        sb_adds(&b, "# HELP prenv_env_refreshed_timestamp_seconds When the last drift check "
+                    "ended.\n# TYPE prenv_env_refreshed_timestamp_seconds gauge\n");
+        for (size_t i = 0; i < sv->ndrift; i++)
+            sb_addf(&b, "prenv_env_refreshed_timestamp_seconds{env=\"%s\"} %.3f\n",
+                    sv->drift[i].env, (double)sv->drift[i].at_ms / 1000.0);
+    }
     sb_addf(&b, "# HELP prenv_jobs_running Jobs running now.\n# TYPE prenv_jobs_running gauge\n"
                 "prenv_jobs_running %d\n",
             sv->nrunning);
@@ -1882,6 +2023,7 @@ static void finish_stop(struct serve *sv)
     uv_close((uv_handle_t *)&sv->tick, close_noop);
     uv_close((uv_handle_t *)&sv->reap_timer, close_noop);
     uv_close((uv_handle_t *)&sv->sweep_timer, close_noop);
+    uv_close((uv_handle_t *)&sv->refresh_timer, close_noop);
     uv_close((uv_handle_t *)&sv->route_timer, close_noop);
     if (sv->watching)
         uv_close((uv_handle_t *)&sv->state_watch, close_noop);
@@ -1952,6 +2094,7 @@ static void signal_cb(uv_signal_t *h, int signum)
     uv_timer_stop(&sv->tick);
     uv_timer_stop(&sv->reap_timer);
     uv_timer_stop(&sv->sweep_timer);
+    uv_timer_stop(&sv->refresh_timer);
     if (sv->watching)
         uv_fs_event_stop(&sv->state_watch);
     http_server_close(&sv->http, 5000, http_closed_cb);
@@ -2057,6 +2200,8 @@ int serve_run(const struct serve_opts *o, struct err *e)
     sv->reap_timer.data = sv;
     uv_timer_init(&sv->loop, &sv->sweep_timer);
     sv->sweep_timer.data = sv;
+    uv_timer_init(&sv->loop, &sv->refresh_timer);
+    sv->refresh_timer.data = sv;
     uv_timer_init(&sv->loop, &sv->route_timer);
     sv->route_timer.data = sv;
     uv_signal_init(&sv->loop, &sv->sigint);
@@ -2126,6 +2271,9 @@ int serve_run(const struct serve_opts *o, struct err *e)
         uv_timer_start(&sv->sweep_timer, sweep_cb,
                        (uint64_t)(sv->proj->serve.sweep_ms < 5000 ? sv->proj->serve.sweep_ms : 5000),
                        (uint64_t)sv->proj->serve.sweep_ms);
+    if (sv->proj->serve.refresh_ms > 0)
+        uv_timer_start(&sv->refresh_timer, refresh_cb, (uint64_t)sv->proj->serve.refresh_ms,
+                       (uint64_t)sv->proj->serve.refresh_ms);
     uv_run(&sv->loop, UV_RUN_DEFAULT);
     pthread_mutex_lock(&sv->log_mu);
     sv->log_buffered = false;
@@ -2137,6 +2285,9 @@ int serve_run(const struct serve_opts *o, struct err *e)
     rc = 0;
 out_queue:
     free(sv->waiting_reported);
+    for (size_t i = 0; i < sv->ndrift; i++)
+        free(sv->drift[i].env);
+    free(sv->drift);
     queue_close(sv->q);
 out_proj:
     project_free(sv->proj);

@@ -2,7 +2,7 @@
 # Install: copy to /usr/share/bash-completion/completions/prenv, or
 # source <(prenv completion bash) in ~/.bashrc.
 
-_prenv_paths=':init:env:env up:env plan:env list:env show:env destroy:env logs:env refresh:env unlock:env sleep:env wake:env extend:sandbox:sandbox up:template:template validate:template render:config:config get:config list:config diff:config set:config rm:config import-pulumi:config rotate-passphrase:version:help:seed:seed preview:pr:pr open:pr close:serve:schedule:schedule match:schedule next:reap:promote:promotions:approve:reject:completion:'
+_prenv_paths=':init:env:env up:env plan:env list:env show:env destroy:env logs:env refresh:env export:env import:env unlock:env sleep:env wake:env extend:sandbox:sandbox up:template:template validate:template render:config:config get:config list:config diff:config set:config rm:config import-pulumi:config rotate-passphrase:version:help:seed:seed preview:pr:pr open:pr close:serve:schedule:schedule match:schedule next:reap:promote:promotions:approve:reject:completion:'
 
 _prenv()
 {
@@ -28,7 +28,7 @@ _prenv()
     case $path in
     '') words='-C --state-dir --no-color --help --version init env sandbox template config version help seed pr serve schedule reap promote promotions approve reject completion' ;;
     'init') words='--help --name'; values='--name' ;;
-    'env') words='up plan list show destroy logs refresh unlock sleep wake extend' ;;
+    'env') words='up plan list show destroy logs refresh export import unlock sleep wake extend' ;;
     'env up') words='--help --set --unset --owner --ttl --sha --parallel --rollback --yes --json --no-refresh --ignore-protect --artifact --artifact-name --artifact-version'; values='--set|--unset|--owner|--ttl|--sha|--parallel|-p|--artifact|--artifact-name|--artifact-version' ;;
     'env plan') words='--help --set --json --no-refresh --expect-no-changes'; values='--set' ;;
     'env list') words='--help --json --kind --tag'; values='--kind|-k|--tag|-t' ;;
@@ -36,6 +36,8 @@ _prenv()
     'env destroy') words='--help --yes --json --ignore-protect --forget'; values='' ;;
     'env logs') words='--help --follow --lines'; values='--lines|-n' ;;
     'env refresh') words='--help --expect-no-changes --json'; values='' ;;
+    'env export') words='--help --output'; values='--output|-o' ;;
+    'env import') words='--help --as --force'; values='--as' ;;
     'env unlock') words='--help --force'; values='' ;;
     'env sleep') words='--help'; values='' ;;
     'env wake') words='--help --until'; values='--until' ;;

@@ -231,3 +231,36 @@ Test(queue, the_reaper_never_supersedes_a_waiting_deploy)
     queue_counts(q, counts, &e);
     cr_assert_eq(counts[JOB_SUPERSEDED], 1, "only the sleep was replaced");
 }
+
+Test(queue, a_refresh_replaces_only_a_waiting_refresh_and_reads_back_as_one)
+{
+    struct job j;
+    push("prod", JOB_UP, "a", NULL);
+    cr_assert(claim(&j));
+    push("prod", JOB_REFRESH, NULL, NULL);
+    push("prod", JOB_SLEEP, NULL, NULL);   /* replaces no refresh */
+    push("prod", JOB_REFRESH, NULL, NULL); /* replaces the first refresh, not the sleep */
+    struct err e = {0};
+    long long counts[7];
+    queue_counts(q, counts, &e);
+    cr_assert_eq(counts[JOB_SUPERSEDED], 1);
+    cr_assert_eq(counts[JOB_QUEUED], 2);
+    queue_finish(q, j.id, true, false, NULL, 3, &e);
+    job_release(&j);
+    struct job k;
+    cr_assert(claim(&k));
+    cr_assert_eq(k.kind, JOB_SLEEP);
+    queue_finish(q, k.id, true, false, NULL, 3, &e);
+    job_release(&k);
+    cr_assert(claim(&k));
+    cr_assert_eq(k.kind, JOB_REFRESH, "the kind survives the database: %s", job_kind_name(k.kind));
+    cr_assert_str_eq(job_kind_name(k.kind), "refresh");
+    queue_finish(q, k.id, true, false, NULL, 3, &e);
+    job_release(&k);
+    /* an up replaces a waiting refresh */
+    push("prod", JOB_REFRESH, NULL, NULL);
+    push("prod", JOB_UP, "b", NULL);
+    cr_assert(claim(&k));
+    cr_assert_eq(k.kind, JOB_UP);
+    job_release(&k);
+}
