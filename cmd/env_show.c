@@ -207,7 +207,11 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
         for (size_t i = 0; flags && i < flags->u.map.n; i++) {
             struct sb v;
             sb_init(&v);
-            ui_value(&v, flags->u.map.e[i].v, 100);
+            const struct val *fv = flags->u.map.e[i].v;
+            if (fv->kind == VAL_STR && !fv->encrypted && !fv->secret)
+                sb_adds(&v, fv->u.str.s);
+            else
+                ui_value(&v, fv, 100);
             printf(" %s=%s", flags->u.map.e[i].key, v.buf);
             sb_release(&v);
         }

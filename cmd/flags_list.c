@@ -148,7 +148,9 @@ static int exec_flags(struct cmd_ctx *c, void *vo, int argc, char **argv)
                 struct sb *s = &cell[r * n + i];
                 sb_init(s);
                 const struct val *v = cols[i].flags ? val_map_get(cols[i].flags, rows[r]) : NULL;
-                if (v)
+                if (v && v->kind == VAL_STR && !v->encrypted && !v->secret)
+                    sb_adds(s, v->u.str.s); /* unquoted: a table cell */
+                else if (v)
                     ui_value(s, v, 40);
                 else
                     sb_adds(s, "-");

@@ -185,8 +185,26 @@ Test(logpolicy, flags_become_flag_variables_and_a_change_updates_the_service)
     cr_expect(strstr(r.out, "\"new-checkout\":false"), "%s", r.out);
     tl_res_free(&r);
 
+    r = RUN("env", "show", "dev");
+    OK(r);
+    cr_expect(strstr(r.out, "  log_level  info\n  flags      new-checkout=false dark_mode=blue\n"),
+              "%s", r.out);
+    tl_res_free(&r);
+
     r = RUN("flags", "list", "--json");
     OK(r);
-    cr_expect(strstr(r.out, "\"name\": \"new-checkout\""), "%s", r.out);
+    cr_expect(strstr(r.out, "\"envs\": [\"dev\", \"staging\", \"prod\"]"), "%s", r.out);
+    cr_expect(strstr(r.out, "{\"name\": \"new-checkout\", \"values\": {\"dev\": false, "
+                            "\"staging\": false, \"prod\": true}}"),
+              "the kept --set counts, prod is read from its layers: %s", r.out);
+    cr_expect(strstr(r.out, "{\"name\": \"dark_mode\", \"values\": {\"dev\": \"blue\""), "%s",
+              r.out);
+    tl_res_free(&r);
+    r = RUN("flags", "list");
+    OK(r);
+    cr_expect(strstr(r.out, "FLAG          dev    staging  prod\n"
+                            "new-checkout  false  false    true\n"
+                            "dark_mode     blue   blue     blue\n"),
+              "%s", r.out);
     tl_res_free(&r);
 }
