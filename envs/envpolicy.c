@@ -23,20 +23,24 @@ const char *env_log_level(enum env_kind k, const struct val *cfg)
     return env_log_level_default(k);
 }
 
+static bool level_ok(const struct val *v)
+{
+    if (v->kind != VAL_STR || v->encrypted)
+        return false;
+    for (size_t i = 0; levels[i]; i++)
+        if (!strcmp(v->u.str.s, levels[i]))
+            return true;
+    return false;
+}
+
 int env_policy_check(const struct val *cfg, struct err *e)
 {
     if (!cfg || cfg->kind != VAL_MAP)
         return 0;
     const struct val *v = val_map_get(cfg, "log_level");
-    if (v && v->kind != VAL_NULL) {
-        bool ok = v->kind == VAL_STR && !v->encrypted;
-        for (size_t i = 0; ok && levels[i]; i++)
-            if (!strcmp(v->u.str.s, levels[i]))
-                goto flags;
+    if (v && v->kind != VAL_NULL && !level_ok(v))
         return err_set(e, PE_CONFIG, &v->pos,
                        "log_level must be one of debug, info, warn, warning, error");
-    }
-flags:
     v = val_map_get(cfg, "flags");
     if (!v || v->kind == VAL_NULL)
         return 0;
@@ -53,11 +57,10 @@ flags:
                            "flag '%s' cannot be a secret: flags are shown by `prenv flags "
                            "list`",
                            f->key);
-        if (x->kind != VAL_BOOL && x->kind != VAL_INT && x->kind != VAL_FLOAT &&
-            x->kind != VAL_STR)
+        if (x->kind != VAL_BOOL && x->kind != VAL_INT && x->kind != VAL_FLOAT && x->kind != VAL_STR)
             return err_set(e, PE_CONFIG, &x->pos,
-                           "flag '%s' must be true, false, a number or a string, not a %s",
-                           f->key, val_kind_name(x->kind));
+                           "flag '%s' must be true, false, a number or a string, not a %s", f->key,
+                           val_kind_name(x->kind));
     }
     return 0;
 }

@@ -50,7 +50,7 @@ static void fini(void)
 TestSuite(logpolicy, .fini = fini, .timeout = 180);
 
 #define RUN(...) TL_PRENV(&P, __VA_ARGS__)
-#define OK(r)                                                                                     \
+#define OK(r)                                                                                      \
     cr_assert_eq((r).code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", (r).code, (r).out, (r).err)
 
 static void project(const char *base)
@@ -92,7 +92,8 @@ static char *logs_when_ready(const char *env)
     return NULL;
 }
 
-Test(logpolicy, a_pii_redact_stage_masks_emails_and_ips_in_env_logs_and_on_disk_while_dev_keeps_them)
+Test(logpolicy,
+     a_pii_redact_stage_masks_emails_and_ips_in_env_logs_and_on_disk_while_dev_keeps_them)
 {
     project(NULL);
     up("staging");

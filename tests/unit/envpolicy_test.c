@@ -113,8 +113,7 @@ Test(envpolicy, bad_log_level_and_flags_are_errors_at_the_value)
     val_free(c);
     c = parse("flags:\n  ok: true\n  bad: [1, 2]\n");
     cr_expect_neq(env_policy_check(c, &e), 0);
-    cr_expect(strstr(e.msg, "flag 'bad' must be true, false, a number or a string"), "%s",
-              e.msg);
+    cr_expect(strstr(e.msg, "flag 'bad' must be true, false, a number or a string"), "%s", e.msg);
     cr_expect_eq(e.pos.line, 3);
     err_release(&e);
     val_free(c);

@@ -17,7 +17,7 @@ static char *mask(const char *s)
 #define MASKS(in, want)                                                                            \
     do {                                                                                           \
         char *got_ = mask(in);                                                                     \
-        cr_expect_str_eq(got_, want, "masking \"%s\"", in);                                       \
+        cr_expect_str_eq(got_, want, "masking \"%s\"", in);                                        \
         free(got_);                                                                                \
     } while (0)
 
