@@ -256,12 +256,14 @@ static void emit_masked(struct redact *r, const char *p, size_t n)
     sb_release(&b);
 }
 
-/* the buffer is full without a newline: pass on what ends at its last blank
- * (all of it when there is none) and keep the rest */
+/* the buffer is full without a newline: pass on what ends at the last
+ * character no address can hold (a blank, '"', ',', '=', '/'...), so no
+ * address is cut in two, or all of it when there is none, and keep the rest */
 static void spill(struct redact *r)
 {
     size_t cut = r->len;
-    while (cut > 0 && r->buf[cut - 1] != ' ' && r->buf[cut - 1] != '\t')
+    while (cut > 0 &&
+           (is_local(r->buf[cut - 1]) || r->buf[cut - 1] == '@' || r->buf[cut - 1] == ':'))
         cut--;
     if (cut == 0)
         cut = r->len;

@@ -5,8 +5,9 @@
  *
  * Work is done line by line: a line split across reads is kept until its
  * newline arrives. The line buffer is bounded (REDACT_LINE_MAX): an over-long
- * line is masked and passed on in pieces, cut at the last blank where there
- * is one so that an address is rarely cut in two. It recognises addresses by
+ * line is masked and passed on in pieces, cut after the last character that
+ * cannot be part of an address (a blank, a quote, a comma...) where there is
+ * one, so that an address is not cut in two. It recognises addresses by
  * shape only; it does not know what a host name or a user name is, so those
  * pass unmasked. */
 #ifndef PRENV_REDACT_H

@@ -67,6 +67,7 @@ Test(redact, ipv6_addresses_in_full_and_compressed_forms_are_masked)
     MASKS("::ffff:192.0.2.128", "[ip]");
     MASKS("addr=1::, next", "addr=[ip], next");
     MASKS("host ::1.", "host [ip].");
+    MASKS("FE80::ABCD:12", "[ip]");
 }
 
 Test(redact, times_macs_and_scoped_names_are_not_ipv6)
@@ -129,7 +130,7 @@ Test(redact, several_lines_in_one_read_are_each_masked)
     sb_release(&s.b);
 }
 
-Test(redact, an_over_long_line_is_passed_on_masked_in_pieces_cut_at_blanks)
+Test(redact, an_over_long_line_is_passed_on_masked_in_pieces_cut_between_words)
 {
     struct sink s = {0};
     sb_init(&s.b);
@@ -153,6 +154,32 @@ Test(redact, an_over_long_line_is_passed_on_masked_in_pieces_cut_at_blanks)
     cr_expect_eq(s.b.len, want.len);
     cr_expect(s.b.len == want.len && !memcmp(s.b.buf, want.buf, want.len),
               "every address masked, none cut in two");
+    sb_release(&in);
+    sb_release(&want);
+    free(r);
+    sb_release(&s.b);
+}
+
+Test(redact, an_over_long_json_line_is_cut_between_values_not_inside_an_address)
+{
+    struct sink s = {0};
+    sb_init(&s.b);
+    struct redact *r = malloc(sizeof *r);
+    redact_init(r, sink_emit, &s);
+    struct sb in, want;
+    sb_init(&in);
+    sb_init(&want);
+    sb_adds(&in, "[");
+    sb_adds(&want, "[");
+    while (in.len < REDACT_LINE_MAX * 2) {
+        sb_adds(&in, "\"bob.jones@example.com\",\"fe80::1\",");
+        sb_adds(&want, "\"[email]\",\"[ip]\",");
+    }
+    sb_adds(&in, "0]\n");
+    sb_adds(&want, "0]\n");
+    redact_feed(r, in.buf, in.len);
+    cr_expect_gt(s.calls, 1);
+    cr_expect(s.b.len == want.len && !memcmp(s.b.buf, want.buf, want.len), "%s", s.b.buf);
     sb_release(&in);
     sb_release(&want);
     free(r);
