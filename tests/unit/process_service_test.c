@@ -666,6 +666,23 @@ Test(process_service, without_log_redact_the_output_is_logged_as_written)
     pii_run(false, "contact alice@example.com from 10.1.2.3 and ::1 running 1.2.3\n", "[ip]");
 }
 
+Test(process_service, log_redact_masks_an_unterminated_last_line_before_the_exit_line)
+{
+    struct val *props = yaml("command: [sh, -c, 'printf \"last words from 10.9.8.7\"; exit 3']\n"
+                             "restart: never\nlog_redact: true\n");
+    struct prov_call c = recorded(props, NULL, NULL);
+    struct prov_result r = {0};
+    struct err e = {0};
+    cr_assert_eq(ps()->create(&c, &r, &e), PE_PROVIDER, "%s", e.msg);
+    char *log = read_log(0, "");
+    cr_assert(log && strstr(log, "last words from [ip]\n"), "%s", log ? log : "(no log)");
+    cr_assert(strstr(strstr(log, "[ip]"), "exited with status 3"), "%s", log);
+    cr_assert_null(strstr(log, "10.9.8.7"), "%s", log);
+    free(log);
+    err_release(&e);
+    val_free(props);
+}
+
 Test(process_service, app_that_handles_sigterm_stops_cleanly_without_sigkill)
 {
     struct val *props = yaml("command: [python3, -u, %s, trap]\nhealth: {tcp: true}\n"
