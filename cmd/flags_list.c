@@ -82,17 +82,29 @@ static int exec_flags(struct cmd_ctx *c, void *vo, int argc, char **argv)
         project_free(p);
         return cmd_error(c, &e);
     }
+    /* an env whose config cannot be read (or whose name no longer fits
+     * prenv.yaml) is left out with a warning: the others still show, and the
+     * exit code says something was missing */
     struct col *cols = xcalloc(p->nstages + nn + 1, sizeof *cols);
-    size_t n = 0;
-    for (size_t i = 0; !rc && i < p->nstages + nn; i++) {
+    size_t n = 0, bad = 0;
+    for (size_t i = 0; i < p->nstages + nn; i++) {
         const char *env = i < p->nstages ? p->stages[i].name : names[i - p->nstages];
-        if (!has_col(cols, n, env))
-            rc = col_load(&cols[n++], p, env, &e);
+        if (has_col(cols, n, env))
+            continue;
+        if (col_load(&cols[n], p, env, &e)) {
+            cmd_warn(c, "%s (left out)", e.msg);
+            err_release(&e);
+            free(cols[n].env);
+            envcfg_free(cols[n].cfg);
+            bad++;
+            continue;
+        }
+        n++;
     }
     /* rows: every flag any env names, in the order first seen */
     const char **rows = NULL;
     size_t nrows = 0, caprows = 0;
-    for (size_t i = 0; !rc && i < n; i++)
+    for (size_t i = 0; i < n; i++)
         for (size_t k = 0; cols[i].flags && k < cols[i].flags->u.map.n; k++) {
             const char *name = cols[i].flags->u.map.e[k].key;
             bool seen = false;
@@ -103,10 +115,6 @@ static int exec_flags(struct cmd_ctx *c, void *vo, int argc, char **argv)
                 rows[nrows++] = name;
             }
         }
-    if (rc) {
-        cmd_error(c, &e);
-        goto out;
-    }
     struct sb b;
     sb_init(&b);
     if (o->json) {
@@ -176,7 +184,6 @@ static int exec_flags(struct cmd_ctx *c, void *vo, int argc, char **argv)
     }
     fputs(b.buf, stdout);
     sb_release(&b);
-out:
     for (size_t i = 0; i < n; i++) {
         free(cols[i].env);
         envcfg_free(cols[i].cfg);
@@ -187,7 +194,7 @@ out:
         free(names[i]);
     free(names);
     project_free(p);
-    return rc ? EXIT_FAIL : EXIT_OK;
+    return bad ? EXIT_FAIL : EXIT_OK;
 }
 
 const struct cmd_entry cmd_flags_list_entry = {
@@ -198,7 +205,8 @@ const struct cmd_entry cmd_flags_list_entry = {
     .summary = "feature flags across envs: one row per flag, one column per env",
     .help = "Columns are the stages of prenv.yaml, then every other environment that exists; "
             "each cell is the flag's value in that env's config layers (with its kept --set "
-            "values), or - when the env does not set it. Services see a flag as FLAG_<NAME> "
+            "values), or - when the env does not set it; an env whose config cannot be read is "
+            "left out with a warning and the exit code is 1. Services see a flag as FLAG_<NAME> "
             "(true is 1, false is 0); a change reaches them on the next `prenv env up`.",
     .opts = opts,
     .opts_size = sizeof(struct flags_opts),

@@ -208,4 +208,12 @@ Test(logpolicy, flags_become_flag_variables_and_a_change_updates_the_service)
                             "dark_mode     blue   blue     blue\n"),
               "%s", r.out);
     tl_res_free(&r);
+
+    /* a config that cannot be read leaves its column out, not the table */
+    tl_write(P.dir, "envs/prod.yaml", "imports: [missing]\n");
+    r = RUN("flags", "list");
+    cr_expect_eq(r.code, 1);
+    cr_expect(strstr(r.out, "FLAG          dev    staging\n"), "%s", r.out);
+    cr_expect(strstr(r.err, "environment 'prod': ") && strstr(r.err, "(left out)"), "%s", r.err);
+    tl_res_free(&r);
 }
