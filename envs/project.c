@@ -344,8 +344,11 @@ static int load_stages(struct project *p, const struct val *v, struct err *e)
                             "`prenv approve` by someone else");
             }
         }
-        if (!rc)
-            rc = parse_logs(sv, ent->key, &s->retain_set, &s->retain, e);
+        if (!rc) {
+            char *where = xasprintf("stages.%s", ent->key);
+            rc = parse_logs(sv, where, &s->retain_set, &s->retain, e);
+            free(where);
+        }
         const char *pii = NULL;
         if (!rc)
             rc = schema_str(sv, "pii", &pii, e);
