@@ -7,6 +7,7 @@
 #include "core/lib/tm.h"
 #include "core/lock.h"
 #include "core/state.h"
+#include "envs/envpolicy.h"
 #include "envs/op.h"
 #include "ttl/sched.h"
 
@@ -126,6 +127,17 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
     struct lock_holder h = {0};
     lock_inspect(oe->proj->state_dir, st->env, &held, &h, &e);
     err_release(&e);
+    /* log level and flags as the env's config gives them now (no secret is
+     * decrypted for this); unreadable config shows the defaults */
+    struct envcfg *cfg = NULL;
+    if (envcfg_load(&cfg, oe->proj, oe->def.config, st->sets, &e))
+        cfg = NULL;
+    err_release(&e);
+    const struct val *cv = cfg ? cfg->values : NULL;
+    const char *level = env_log_level(oe->def.kind, cv);
+    const struct val *flags = cv ? val_map_get(cv, "flags") : NULL;
+    if (flags && flags->kind != VAL_MAP)
+        flags = NULL;
     if (o->json) {
         struct sb b;
         sb_init(&b);
@@ -133,6 +145,13 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
         /* splice history and lock into the masked state document */
         while (b.len && (b.buf[b.len - 1] == '\n' || b.buf[b.len - 1] == '}'))
             b.buf[--b.len] = 0;
+        sb_adds(&b, ",\n  \"log_level\": ");
+        sb_add_json_str(&b, level);
+        sb_adds(&b, ",\n  \"flags\": ");
+        if (flags)
+            val_json(&b, flags, VAL_JSON_MASK);
+        else
+            sb_adds(&b, "{}");
         sb_adds(&b, ",\n  \"history\": ");
         val_json(&b, hist, VAL_JSON_MASK);
         sb_adds(&b, ",\n  \"lock\": ");
@@ -183,6 +202,19 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
         for (size_t i = 0; st->tags && i < st->tags->u.map.n; i++)
             printf(" %s=%s", st->tags->u.map.e[i].key,
                    st->tags->u.map.e[i].v->kind == VAL_STR ? st->tags->u.map.e[i].v->u.str.s : "?");
+        printf("\n  %-10s %s\n", "log_level", level);
+        printf("  %-10s", "flags");
+        for (size_t i = 0; flags && i < flags->u.map.n; i++) {
+            struct sb v;
+            sb_init(&v);
+            const struct val *fv = flags->u.map.e[i].v;
+            if (fv->kind == VAL_STR && !fv->encrypted && !fv->secret)
+                sb_adds(&v, fv->u.str.s);
+            else
+                ui_value(&v, fv, 100);
+            printf(" %s=%s", flags->u.map.e[i].key, v.buf);
+            sb_release(&v);
+        }
         printf("\n%sresources%s (%zu)\n", bo, off, st->nres);
         for (size_t i = 0; i < st->nres; i++) {
             const struct st_res *r = &st->res[i];
@@ -212,6 +244,7 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
         }
     }
     val_free(hist);
+    envcfg_free(cfg);
     lock_holder_release(&h);
     op_close(oe);
     return EXIT_OK;

@@ -10,6 +10,7 @@
 #include "core/lib/tm.h"
 #include "core/lib/seal.h"
 #include "core/lib/xalloc.h"
+#include "envs/envpolicy.h"
 #include "envs/secret.h"
 
 #include <dirent.h>
@@ -79,7 +80,14 @@ static int render_cb(void *ctx, size_t i, struct val **props, struct err *e)
     struct op_env *oe = ctx;
     struct tpl_ctx tc;
     tpl_ctx_init(oe, &tc);
-    return tpl_render_props(props, &tc, i, e);
+    int rc = tpl_render_props(props, &tc, i, e);
+    /* the env's log level, flags, retention and redaction reach every
+     * service through its properties, so a change shows in the plan and
+     * updates the service */
+    const struct tpl_res *r = &oe->tpl->res[i];
+    if (!rc && r->prov && !strcmp(r->prov->type, "process.service"))
+        env_policy_apply(*props, &oe->def, oe->cfg ? oe->cfg->values : NULL);
+    return rc;
 }
 
 void op_close(struct op_env *oe)
@@ -307,6 +315,8 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
             if (sc && sc->kind != VAL_NULL)
                 rc = project_check_schedule(sc, e);
         }
+        if (!rc)
+            rc = env_policy_check(oe->cfg->values, e);
         if (rc) {
             err_prefix(e, "environment '%s': ", env);
             goto fail;

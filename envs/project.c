@@ -170,13 +170,36 @@ static int parse_pattern(struct kind_policy *k, const struct val *v, const char 
     return 0;
 }
 
+/* parse_logs: `logs: {retain: N}` of a kind or stage (what names it) */
+static int parse_logs(const struct val *parent, const char *what, bool *set, int *retain,
+                      struct err *e)
+{
+    static const char *const lkeys[] = {"retain", NULL};
+    const struct val *v = val_map_get(parent, "logs");
+    if (!v || v->kind == VAL_NULL)
+        return 0;
+    char *w = xasprintf("'%s.logs'", what);
+    int rc = schema_map(v, w, e);
+    if (!rc)
+        rc = schema_keys(v, lkeys, w, e);
+    free(w);
+    long long n = -1;
+    if (!rc)
+        rc = schema_int(v, "retain", 0, 100, &n, e);
+    if (!rc && n >= 0) {
+        *set = true;
+        *retain = (int)n;
+    }
+    return rc;
+}
+
 static int load_policy(struct project *p, struct kind_policy *k, const char *key,
                        const char *def_pattern, const char *placeholder, struct err *e)
 {
     static const char *const pkeys[] = {
         "name",     "config",      "ttl",    "max_per_owner", "enabled", "drafts", "label",
         "forks",    "on_draft",    "max",    "idle",          "idle_sleep", "warn_before",
-        "max_ttl",  "schedule",    NULL};
+        "max_ttl",  "schedule",    "logs",          NULL};
     const struct val *v = val_map_get(p->doc, key);
     k->enabled = true;
     k->numeric = !strcmp(placeholder, "{number}");
@@ -219,6 +242,8 @@ static int load_policy(struct project *p, struct kind_policy *k, const char *key
         }
         long long mx = 0;
         if ((rc = schema_int(v, "max_per_owner", 0, 1000, &mx, e)))
+            goto out;
+        if ((rc = parse_logs(v, key, &k->retain_set, &k->retain, e)))
             goto out;
         k->max_per_owner = (int)mx;
     } else {
@@ -274,8 +299,8 @@ static int load_tags(struct project *p, const struct val *v, struct err *e)
 
 static int load_stages(struct project *p, const struct val *v, struct err *e)
 {
-    static const char *const skeys[] = {"config",   "protect", "description",
-                                        "schedule", "approval", NULL};
+    static const char *const skeys[] = {"config",   "protect",  "description", "schedule",
+                                        "approval", "logs",     "pii",         NULL};
     if (!v || v->kind == VAL_NULL)
         return 0;
     int rc = schema_map(v, "'stages'", e);
@@ -317,6 +342,24 @@ static int load_stages(struct project *p, const struct val *v, struct err *e)
                              "approval '%s' is not one of: required, none", appr);
                 err_hint(e, "`approval: required` makes `prenv promote` into this stage wait for "
                             "`prenv approve` by someone else");
+            }
+        }
+        if (!rc) {
+            char *where = xasprintf("stages.%s", ent->key);
+            rc = parse_logs(sv, where, &s->retain_set, &s->retain, e);
+            free(where);
+        }
+        const char *pii = NULL;
+        if (!rc)
+            rc = schema_str(sv, "pii", &pii, e);
+        if (!rc && pii) {
+            if (!strcmp(pii, "redact")) {
+                s->pii_redact = true;
+            } else if (strcmp(pii, "keep") != 0) {
+                rc = err_set(e, PE_CONFIG, &val_map_get(sv, "pii")->pos,
+                             "pii '%s' is not one of: redact, keep", pii);
+                err_hint(e, "`pii: redact` masks email and IP addresses in the stage's service "
+                            "logs");
             }
         }
         const struct val *sc = val_map_get(sv, "schedule");
@@ -732,6 +775,9 @@ int project_env(struct env_def *out, const struct project *p, const char *name, 
         out->protect = s->protect;
         out->approval = s->approval;
         out->schedule = s->schedule; /* stages never expire */
+        out->retain_set = s->retain_set;
+        out->retain = s->retain;
+        out->pii_redact = s->pii_redact;
     } else if (match_policy(&p->previews, name, &num)) {
         out->kind = ENV_PREVIEW;
         out->number = num;
@@ -742,6 +788,8 @@ int project_env(struct env_def *out, const struct project *p, const char *name, 
         out->warn_ms = p->previews.warn_ms;
         out->max_ttl_ms = p->previews.max_ttl_ms;
         out->schedule = p->previews.schedule;
+        out->retain_set = p->previews.retain_set;
+        out->retain = p->previews.retain;
     } else if (match_policy(&p->sandboxes, name, &num)) {
         out->kind = ENV_SANDBOX;
         out->config = p->sandboxes.config ? xstrdup(p->sandboxes.config) : NULL;
@@ -751,6 +799,8 @@ int project_env(struct env_def *out, const struct project *p, const char *name, 
         out->warn_ms = p->sandboxes.warn_ms;
         out->max_ttl_ms = p->sandboxes.max_ttl_ms;
         out->schedule = p->sandboxes.schedule;
+        out->retain_set = p->sandboxes.retain_set;
+        out->retain = p->sandboxes.retain;
     } else {
         const char **names = xcalloc(p->nstages + 1, sizeof *names);
         struct sb b;

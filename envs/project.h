@@ -22,6 +22,9 @@ struct stage {
     bool protect;
     bool approval; /* approval: required: promotions into it wait for `prenv approve` */
     const struct val *schedule; /* borrowed from the document; NULL = none */
+    bool retain_set;    /* logs: {retain: N} given */
+    int retain;         /* rotated log files kept per replica */
+    bool pii_redact;    /* pii: redact: mask emails and IPs in service logs */
     struct pos pos;
 };
 
@@ -39,6 +42,8 @@ struct kind_policy {
     long long max_ttl_ms; /* `env extend` cannot go past created + this (default 30d) */
     const struct val *schedule; /* borrowed; NULL = none */
     int max_per_owner;  /* sandboxes: 0 = unlimited */
+    bool retain_set;    /* logs: {retain: N} given */
+    int retain;         /* rotated log files kept per replica */
 };
 
 /* What `prenv serve` reads: previews policy for webhooks, the daemon, GitHub. */
@@ -129,6 +134,9 @@ struct env_def {
     long long idle_ms, idle_sleep_ms, warn_ms, max_ttl_ms; /* stages: 0 (never expire) */
     const struct val *schedule; /* the kind's or stage's policy; borrowed from the project */
     long long number;  /* previews: the PR number */
+    bool retain_set;   /* logs.retain of the kind or stage: overrides log_keep */
+    int retain;
+    bool pii_redact;   /* stages with pii: redact */
 };
 
 /* project_env: classify name (a stage, or matching the preview or sandbox

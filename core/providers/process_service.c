@@ -83,6 +83,9 @@ static const struct prov_prop schema[] = {
     {"restart", PT_STR, 0, "always (default), on-failure or never"},
     {"log_max_size", PT_INT, 0, "rotate a replica's log at this many bytes (default 10 MiB)"},
     {"log_keep", PT_INT, 0, "rotated log files kept per replica (default 3)"},
+    {"log_redact", PT_BOOL, 0,
+     "mask email and IP addresses in the replicas' output before it is logged "
+     "(default false; prenv sets it in stages with pii: redact)"},
     {NULL, 0, 0, NULL},
 };
 
@@ -246,6 +249,7 @@ struct svc {
     bool tcp;
     long long health_timeout_ms, interval_ms, stop_timeout_ms, log_max, log_keep;
     const char *restart;
+    bool redact;
     char env_digest[65];
 };
 
@@ -274,6 +278,7 @@ static void svc_load(struct svc *sv, const struct prov_call *c, const struct val
     sv->restart = prov_str(props, "restart", "always");
     sv->log_max = prov_int(props, "log_max_size", DEF_LOG_MAX_SIZE);
     sv->log_keep = prov_int(props, "log_keep", DEF_LOG_KEEP);
+    sv->redact = prov_bool(props, "log_redact", false);
     struct sb b;
     sb_init(&b);
     const struct val *env = val_map_get(props, "env");
@@ -691,6 +696,8 @@ static char *spec_text(const struct prov_call *c, const struct svc *sv, int i, i
     cJSON_AddNumberToObject(o, "stop_timeout_ms", (double)sv->stop_timeout_ms);
     cJSON_AddNumberToObject(o, "log_max_size", (double)sv->log_max);
     cJSON_AddNumberToObject(o, "log_keep", (double)sv->log_keep);
+    if (sv->redact)
+        cJSON_AddTrueToObject(o, "redact");
     struct sb h;
     sb_init(&h);
     if (sv->http)

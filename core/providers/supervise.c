@@ -16,6 +16,7 @@
 
 #include "core/lib/fs.h"
 #include "core/lib/proc.h"
+#include "core/lib/redact.h"
 #include "core/lib/sb.h"
 #include "core/lib/tm.h"
 #include "core/lib/xalloc.h"
@@ -49,6 +50,7 @@ struct sup_spec {
     char *dir, *log, *pidfile, *restart;
     int port, replica, log_keep;
     long long stop_timeout_ms, log_max_size;
+    bool redact; /* mask emails and IP addresses in the output (pii: redact) */
 };
 
 struct sup;
@@ -70,6 +72,7 @@ struct sup {
     int log_fd;
     long long log_size;
     bool log_bol;        /* the log ends with a newline (or is empty) */
+    struct redact *red;  /* the output's way to the log when spec.redact, else NULL */
     struct sup_run *run; /* the running application, NULL between runs */
     pid_t pgid;          /* process group of the current or last run; 0 = none */
     unsigned long long child_start;
@@ -141,6 +144,7 @@ static int spec_load(struct sup_spec *sp, const char *path, struct err *e)
     sp->stop_timeout_ms = json_num(o, "stop_timeout_ms", 10000);
     sp->log_max_size = json_num(o, "log_max_size", 10LL << 20);
     sp->log_keep = (int)json_num(o, "log_keep", 3);
+    sp->redact = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "redact"));
     cJSON_Delete(o);
     if (!sp->restart)
         sp->restart = xstrdup("always");
@@ -270,6 +274,28 @@ static void log_write(struct sup *s, const char *p, size_t n)
     s->log_bol = ends_nl;
 }
 
+/* output: what the application wrote, on its way to the log; masked line by
+ * line first when the spec says redact */
+static void output_emit(void *ctx, const char *p, size_t n)
+{
+    log_write(ctx, p, n);
+}
+
+static void output(struct sup *s, const char *p, size_t n)
+{
+    if (s->red)
+        redact_feed(s->red, p, n);
+    else
+        log_write(s, p, n);
+}
+
+/* output_flush: a partial last line goes out before our own event lines */
+static void output_flush(struct sup *s)
+{
+    if (s->red)
+        redact_flush(s->red);
+}
+
 static void sup_event(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void sup_event(struct sup *s, const char *fmt, ...)
@@ -361,8 +387,9 @@ static void drain_output(struct sup *s)
         ssize_t n = read(fd, s->rbuf, sizeof s->rbuf);
         if (n <= 0)
             break;
-        log_write(s, s->rbuf, (size_t)n);
+        output(s, s->rbuf, (size_t)n);
     }
+    output_flush(s);
 }
 
 /* group_alive: some process of the group still runs. Zombies do not count:
@@ -596,7 +623,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct sup *s = st->data;
     if (n > 0)
-        log_write(s, buf->base, (size_t)n);
+        output(s, buf->base, (size_t)n);
     else if (n < 0)
         uv_read_stop(st);
 }
@@ -693,6 +720,10 @@ int supervise_main(int argc, char **argv)
         fprintf(stderr, "prenv supervise: %s\n", e.msg ? e.msg : strerror(errno));
         goto out;
     }
+    if (s->spec.redact) {
+        s->red = xmalloc(sizeof *s->red);
+        redact_init(s->red, output_emit, s);
+    }
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         goto out;
@@ -722,6 +753,9 @@ int supervise_main(int argc, char **argv)
 out:
     if (s->ready_fd >= 0)
         close(s->ready_fd);
+    if (s->red)
+        redact_flush(s->red);
+    free(s->red);
     if (s->log_fd >= 0)
         close(s->log_fd);
     free(s->start_error);

@@ -16,6 +16,8 @@
  *   stop_timeout_ms SIGTERM to SIGKILL delay on stop
  *   log_max_size    rotate the log before it would grow beyond this (bytes)
  *   log_keep        rotated files kept
+ *   redact          true: mask emails and IP addresses (core/lib/redact.h) in
+ *                   the output before it reaches the log
  *   other members (digests the provider compares) are ignored.
  *
  * The supervisor double-forks: the process the provider spawns exits 0 once

@@ -45,6 +45,9 @@ static const char app_py[] =
     "elif mode == 'ignore':\n"
     "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "    print('ignoring SIGTERM', flush=True)\n"
+    "elif mode == 'pii':\n"
+    "    sys.stdout.write('contact alice@exa'); sys.stdout.flush()\n"
+    "    sys.stdout.write('mple.com from 10.1.2.3 and ::1 running 1.2.3\\n'); sys.stdout.flush()\n"
     "elif mode == 'noisy':\n"
     "    for i in range(300):\n"
     "        print('%05d %s' % (i, 'x' * 93), flush=True)\n"
@@ -632,6 +635,51 @@ Test(process_service, log_rotates_at_log_max_size_and_keeps_log_keep_files)
     free(log2);
     free(log3);
     prov_result_release(&r);
+    val_free(props);
+}
+
+static void pii_run(bool redact, const char *want, const char *unwanted)
+{
+    struct val *props = yaml("command: [python3, -u, %s, pii]\nhealth: {tcp: true}\n"
+                             "log_redact: %s\n",
+                             fx.app, redact ? "true" : "false");
+    struct prov_call c = recorded(props, NULL, NULL);
+    struct prov_result r = {0};
+    struct err e = {0};
+    cr_assert_eq(ps()->create(&c, &r, &e), 0, "%s", e.msg);
+    WAIT_FOR(logged(0, "listening on port"), 10000);
+    cr_expect(logged(0, want), "the log has \"%s\"", want);
+    cr_expect(!logged(0, unwanted), "the log lacks \"%s\"", unwanted);
+    struct prov_call dc = recorded(NULL, props, &r);
+    cr_assert_eq(ps()->remove(&dc, &e), 0, "%s", e.msg);
+    prov_result_release(&r);
+    val_free(props);
+}
+
+Test(process_service, log_redact_masks_emails_and_ips_even_in_a_line_written_in_two_parts)
+{
+    pii_run(true, "contact [email] from [ip] and [ip] running 1.2.3\n", "alice");
+}
+
+Test(process_service, without_log_redact_the_output_is_logged_as_written)
+{
+    pii_run(false, "contact alice@example.com from 10.1.2.3 and ::1 running 1.2.3\n", "[ip]");
+}
+
+Test(process_service, log_redact_masks_an_unterminated_last_line_before_the_exit_line)
+{
+    struct val *props = yaml("command: [sh, -c, 'printf \"last words from 10.9.8.7\"; exit 3']\n"
+                             "restart: never\nlog_redact: true\n");
+    struct prov_call c = recorded(props, NULL, NULL);
+    struct prov_result r = {0};
+    struct err e = {0};
+    cr_assert_eq(ps()->create(&c, &r, &e), PE_PROVIDER, "%s", e.msg);
+    char *log = read_log(0, "");
+    cr_assert(log && strstr(log, "last words from [ip]\n"), "%s", log ? log : "(no log)");
+    cr_assert(strstr(strstr(log, "[ip]"), "exited with status 3"), "%s", log);
+    cr_assert_null(strstr(log, "10.9.8.7"), "%s", log);
+    free(log);
+    err_release(&e);
     val_free(props);
 }
 
