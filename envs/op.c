@@ -205,6 +205,21 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
             val_text(&b, ct->u.map.e[i].v);
             val_map_set(st->tags, ct->u.map.e[i].key, NULL, val_str_own(sb_steal(&b), NULL));
         }
+    /* the taxonomy (docs/files.md, "Tags"): Environment and Owner are
+     * prenv's own; Application is the project's name unless a layer sets it;
+     * CostCenter and DataClass come from config, where the older spellings
+     * cost_center and data_class also count */
+    if (!val_map_get(st->tags, "Application"))
+        val_map_set(st->tags, "Application", NULL, val_str(oe->proj->name, NULL));
+    static const char *const alias[][2] = {{"CostCenter", "cost_center"},
+                                           {"DataClass", "data_class"}};
+    for (size_t i = 0; i < 2; i++) {
+        const char *old = val_map_str(st->tags, alias[i][1], NULL);
+        if (!val_map_get(st->tags, alias[i][0]) && old)
+            val_map_set(st->tags, alias[i][0], NULL, val_str(old, NULL));
+    }
+    val_map_set(st->tags, "Environment", NULL, val_str(st->env, NULL));
+    val_map_set(st->tags, "Owner", NULL, val_str(st->owner, NULL));
     val_map_set(st->tags, "env", NULL, val_str(st->env, NULL));
     val_map_set(st->tags, "kind", NULL, val_str(st->kind, NULL));
     val_map_set(st->tags, "owner", NULL, val_str(st->owner, NULL));
@@ -343,6 +358,7 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
     oe->host.env_protected = oe->def.protect;
     oe->host.asleep = oe->st->asleep_why != NULL;
     oe->host.force = o->force;
+    oe->host.tags = oe->st->tags;
     struct eng_opts eo = {
         .parallel = o->parallel,
         .rollback = o->rollback,
