@@ -1,5 +1,6 @@
 /* op: the shared flow behind up, plan, destroy and refresh. */
 #include "envs/op.h"
+#include "envs/cost.h"
 
 #include "core/routes.h"
 #include "envs/artifact.h"
@@ -464,6 +465,7 @@ static void history(struct op_env *oe, const char *operation, const char *result
     const char *digest = oe->st->artifact ? artifact_digest(oe->st->artifact) : NULL;
     if (digest)
         val_map_set(rec, "artifact", NULL, val_str(digest, NULL));
+    cost_counts(rec, oe->st); /* what it runs, for `prenv cost` */
     for (size_t i = 0; extra && extra->kind == VAL_MAP && i < extra->u.map.n; i++)
         val_map_set(rec, extra->u.map.e[i].key, NULL, val_clone(extra->u.map.e[i].v));
     struct err e = {0};
@@ -730,6 +732,11 @@ int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long lo
             sb_init(&b);
             sb_adds(&b, "{\"env\": ");
             sb_add_json_str(&b, st->env);
+            sb_adds(&b, ", \"tags\": ");
+            if (st->tags)
+                val_json(&b, st->tags, 0);
+            else
+                sb_adds(&b, "null");
             sb_adds(&b, ", \"history\": [");
             for (char *p = text, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
                 if (p != text)
