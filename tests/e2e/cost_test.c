@@ -6,9 +6,11 @@
 #include "core/lib/xalloc.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* a service that writes its PRENV_TAG_* variables to tags.txt (atomically)
  * and then waits to be stopped */
@@ -27,10 +29,24 @@ static const char *const TAG_TPL =
     "      stop_timeout: 2s\n";
 
 static struct tl_proj P;
+static int server_pid;
+static char *logfile;
 
 static void fini(void)
 {
+    if (server_pid > 0) {
+        kill(server_pid, SIGTERM);
+        if (tl_wait_pid(server_pid, 30000) < 0) {
+            kill(server_pid, SIGKILL);
+            tl_wait_pid(server_pid, 5000);
+        }
+        server_pid = 0;
+    }
     tl_proj_free(&P);
+    if (logfile)
+        unlink(logfile);
+    free(logfile);
+    logfile = NULL;
 }
 
 TestSuite(cost, .fini = fini, .timeout = 120);
@@ -241,4 +257,33 @@ Test(cost, bad_rate_card_points_at_the_line)
     cr_assert_eq(r.code, 1, "%s", r.err);
     cr_assert(strstr(r.err, "'cost.replica_hour.default' must be a number"), "%s", r.err);
     tl_res_free(&r);
+}
+
+Test(cost, api_answers_the_same_report)
+{
+    cost_proj();
+    logfile = xasprintf("%s/serve.log", P.dir);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", P.port_hi);
+    server_pid = tl_spawn(&P, (const char *const[]){"serve", "--listen", listen, NULL},
+                          (const char *const[]){"PRENV_GITHUB_WEBHOOK_SECRET=s", NULL}, logfile);
+    cr_assert(tl_wait_http(P.port_hi, "/healthz", 15000), "the server did not start:\n%s",
+              tl_read(logfile));
+    char *body = NULL;
+    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=CostCenter", NULL, NULL, 0, &body),
+                 200, "%s", body);
+    cr_assert(strstr(body, "\"by\": \"CostCenter\"") &&
+                  strstr(body, "{\"key\": \"a\", \"envs\": 1, \"running_hours\": 6, "
+                               "\"asleep_hours\": 6, \"cost\": 9, \"saved\": 6}"),
+              "%s", body);
+    free(body);
+    body = NULL;
+    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?since=soon", NULL, NULL, 0, &body), 400,
+                 "%s", body);
+    cr_assert(strstr(body, "invalid duration 'soon'"), "%s", body);
+    free(body);
+    body = NULL;
+    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=nope", NULL, NULL, 0, &body), 400,
+                 "%s", body);
+    free(body);
 }
