@@ -129,6 +129,16 @@ Test(cost, taxonomy_tags_reach_state_replicas_and_env_list)
     cr_assert(strstr(r.out, "\"databases\":1") && strstr(r.out, "\"asleep\":false"), "%s",
               r.out);
     tl_res_free(&r);
+    /* a sleep is recorded as such, with what would run */
+    r = RUN("env", "sleep", "dev");
+    OK(r);
+    tl_res_free(&r);
+    r = RUN("env", "show", "dev", "--json", "--history", "1");
+    OK(r);
+    cr_assert(strstr(r.out, "\"operation\":\"sleep\"") &&
+                  strstr(r.out, "\"replicas\":{\"default\":1},\"databases\":1,\"asleep\":true"),
+              "%s", r.out);
+    tl_res_free(&r);
     /* destroying keeps the tags with the history, for later reports */
     r = RUN("env", "destroy", "staging", "--yes");
     OK(r);
