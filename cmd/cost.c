@@ -1,12 +1,12 @@
 /* cost: what environments cost over a period — running and asleep hours,
  * cost and what sleeping saved — per env or per tag value, from history and
  * prenv.yaml's rate card (docs/cost.md). Takes no locks. */
+#include "envs/cost.h"
 #include "cmd/cmd.h"
 #include "cmd/ui.h"
 #include "core/lib/sb.h"
 #include "core/lib/tm.h"
 #include "core/lib/xalloc.h"
-#include "envs/cost.h"
 #include "envs/project.h"
 
 #include <stddef.h>
@@ -45,8 +45,9 @@ static int exec_cost(struct cmd_ctx *c, void *vo, int argc, char **argv)
     struct err e = {0};
     long long to = tm_now_ms();
     if (o->until && !tm_parse_rfc3339(o->until, &to))
-        return cmd_usage_error(c, "--until expects an RFC 3339 time such as "
-                                  "2026-11-01T00:00:00Z, not '%s'",
+        return cmd_usage_error(c,
+                               "--until expects an RFC 3339 time such as "
+                               "2026-11-01T00:00:00Z, not '%s'",
                                o->until);
     if (o->by && !*o->by)
         return cmd_usage_error(c, "--by expects a tag name");
@@ -81,7 +82,8 @@ static int exec_cost(struct cmd_ctx *c, void *vo, int argc, char **argv)
         if (o->by)
             cost_group(&g, &ng, rows, n, o->by);
         for (size_t i = 0; i < (o->by ? ng : n); i++) {
-            size_t l = o->by ? strlen(g[i].key) : strlen(rows[i].env) + (rows[i].destroyed ? 12 : 0);
+            size_t l =
+                o->by ? strlen(g[i].key) : strlen(rows[i].env) + (rows[i].destroyed ? 12 : 0);
             if (l > w)
                 w = l;
         }
@@ -96,8 +98,8 @@ static int exec_cost(struct cmd_ctx *c, void *vo, int argc, char **argv)
                 row(&out, g[i].key, w, &g[i].u);
                 continue;
             }
-            char *name = rows[i].destroyed ? xasprintf("%s (destroyed)", rows[i].env)
-                                           : xstrdup(rows[i].env);
+            char *name =
+                rows[i].destroyed ? xasprintf("%s (destroyed)", rows[i].env) : xstrdup(rows[i].env);
             row(&out, name, w, &rows[i].u);
             free(name);
         }

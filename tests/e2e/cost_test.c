@@ -52,7 +52,7 @@ static void fini(void)
 TestSuite(cost, .fini = fini, .timeout = 120);
 
 #define RUN(...) TL_PRENV(&P, __VA_ARGS__)
-#define OK(r)                                                                                     \
+#define OK(r)                                                                                      \
     cr_assert_eq((r).code, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", (r).code, (r).out, (r).err)
 
 static bool tags_written(void *ctx)
@@ -71,14 +71,14 @@ Test(cost, taxonomy_tags_reach_state_replicas_and_env_list)
     r = RUN("env", "show", "dev", "--json");
     OK(r);
     static const char *const want[][2] = {
-        {"tags.Environment", "dev"}, {"tags.Application", "test"}, {"tags.Owner", "alice"},
+        {"tags.Environment", "dev"}, {"tags.Application", "test"},    {"tags.Owner", "alice"},
         {"tags.CostCenter", "cc-1"}, {"tags.DataClass", "synthetic"}, {"tags.team", "qa"},
-        {"tags.env", "dev"},         {"tags.owner", "alice"},      {"tags.project", "test"},
+        {"tags.env", "dev"},         {"tags.owner", "alice"},         {"tags.project", "test"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         char *v = tl_json_str(r.out, want[i][0]);
-        cr_assert(v && !strcmp(v, want[i][1]), "%s is %s, not %s\n%s", want[i][0],
-                  v ? v : "(none)", want[i][1], r.out);
+        cr_assert(v && !strcmp(v, want[i][1]), "%s is %s, not %s\n%s", want[i][0], v ? v : "(none)",
+                  want[i][1], r.out);
         free(v);
     }
     tl_res_free(&r);
@@ -87,9 +87,13 @@ Test(cost, taxonomy_tags_reach_state_replicas_and_env_list)
     cr_assert(tl_until(tags_written, path, 20000), "the replica wrote no %s", path);
     char *txt = tl_read(path);
     static const char *const lines[] = {
-        "PRENV_TAG_APPLICATION=test\n", "PRENV_TAG_COSTCENTER=cc-1\n",
-        "PRENV_TAG_DATACLASS=synthetic\n", "PRENV_TAG_DATA_CLASS=synthetic\n",
-        "PRENV_TAG_ENVIRONMENT=dev\n", "PRENV_TAG_OWNER=alice\n", "PRENV_TAG_TEAM=qa\n",
+        "PRENV_TAG_APPLICATION=test\n",
+        "PRENV_TAG_COSTCENTER=cc-1\n",
+        "PRENV_TAG_DATACLASS=synthetic\n",
+        "PRENV_TAG_DATA_CLASS=synthetic\n",
+        "PRENV_TAG_ENVIRONMENT=dev\n",
+        "PRENV_TAG_OWNER=alice\n",
+        "PRENV_TAG_TEAM=qa\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
         cr_assert(strstr(txt, lines[i]), "no %s in:\n%s", lines[i], txt);
@@ -126,8 +130,7 @@ Test(cost, taxonomy_tags_reach_state_replicas_and_env_list)
     tl_res_free(&r);
     r = RUN("env", "show", "dev", "--json");
     OK(r);
-    cr_assert(strstr(r.out, "\"databases\":1") && strstr(r.out, "\"asleep\":false"), "%s",
-              r.out);
+    cr_assert(strstr(r.out, "\"databases\":1") && strstr(r.out, "\"asleep\":false"), "%s", r.out);
     tl_res_free(&r);
     /* a sleep is recorded as such, with what would run */
     r = RUN("env", "sleep", "dev");
@@ -225,14 +228,16 @@ Test(cost, known_history_gives_exact_cost_and_savings)
     r = RUN("cost", "--until", "2026-01-02T00:00:00Z");
     OK(r);
     cr_assert(strstr(r.out, "pr-1 (destroyed)"), "%s", r.out);
-    cr_assert(strstr(r.out, "COST EUR") && strstr(r.out, " 9.00 ") && strstr(r.out, " 15.00 "), "%s", r.out);
+    cr_assert(strstr(r.out, "COST EUR") && strstr(r.out, " 9.00 ") && strstr(r.out, " 15.00 "),
+              "%s", r.out);
     tl_res_free(&r);
 }
 
 Test(cost, by_tag_groups_and_bad_options_are_usage_errors)
 {
     cost_proj();
-    struct tl_res r = RUN("cost", "--json", "--by", "CostCenter", "--until", "2026-01-02T00:00:00Z");
+    struct tl_res r =
+        RUN("cost", "--json", "--by", "CostCenter", "--until", "2026-01-02T00:00:00Z");
     OK(r);
     cr_assert(strstr(r.out, "{\"key\": \"a\", \"envs\": 1, \"running_hours\": 6, "
                             "\"asleep_hours\": 6, \"cost\": 9, \"saved\": 6}"),
@@ -280,8 +285,8 @@ Test(cost, api_answers_the_same_report)
     cr_assert(tl_wait_http(P.port_hi, "/healthz", 15000), "the server did not start:\n%s",
               tl_read(logfile));
     char *body = NULL;
-    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=CostCenter", NULL, NULL, 0, &body),
-                 200, "%s", body);
+    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=CostCenter", NULL, NULL, 0, &body), 200,
+                 "%s", body);
     cr_assert(strstr(body, "\"by\": \"CostCenter\"") &&
                   strstr(body, "{\"key\": \"a\", \"envs\": 1, \"running_hours\": 6, "
                                "\"asleep_hours\": 6, \"cost\": 9, \"saved\": 6}"),
@@ -293,7 +298,7 @@ Test(cost, api_answers_the_same_report)
     cr_assert(strstr(body, "invalid duration 'soon'"), "%s", body);
     free(body);
     body = NULL;
-    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=nope", NULL, NULL, 0, &body), 400,
-                 "%s", body);
+    cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=nope", NULL, NULL, 0, &body), 400, "%s",
+                 body);
     free(body);
 }
