@@ -205,17 +205,27 @@ int cost_collect(struct cost_row **rows, size_t *n, const struct project *p, lon
     for (size_t i = 0; !rc && i < nn; i++) {
         struct state *st = NULL;
         struct val *hist = NULL;
-        if ((rc = state_load(&st, p->state_dir, names[i], e)))
-            break;
-        if ((rc = state_history_read(&hist, p->state_dir, names[i], 0, e))) {
+        /* an unreadable state (env list says why) still has its history;
+         * an env without history yet has nothing to count */
+        struct err ig = {0};
+        if (state_load(&st, p->state_dir, names[i], &ig)) {
             state_free(st);
-            break;
+            st = NULL;
         }
-        struct val *now = val_map(NULL);
-        cost_counts(now, st);
+        err_release(&ig);
+        if (state_history_read(&hist, p->state_dir, names[i], 0, &ig)) {
+            val_free(hist);
+            hist = NULL;
+        }
+        err_release(&ig);
+        struct val *now = NULL;
+        if (st) {
+            now = val_map(NULL);
+            cost_counts(now, st);
+        }
         struct cost_row *r = row_add(rows, n, &cap);
         r->env = xstrdup(names[i]);
-        r->tags = st->tags && st->tags->kind == VAL_MAP ? val_clone(st->tags) : val_map(NULL);
+        r->tags = st && st->tags && st->tags->kind == VAL_MAP ? val_clone(st->tags) : val_map(NULL);
         cost_env(&r->u, hist, now, &p->cost, from_ms, to_ms);
         val_free(now);
         val_free(hist);

@@ -233,6 +233,22 @@ Test(cost, known_history_gives_exact_cost_and_savings)
     tl_res_free(&r);
 }
 
+Test(cost, an_unreadable_state_or_missing_history_counts_nothing_and_fails_nothing)
+{
+    cost_proj();
+    tl_write(P.dir, ".prenv/state/broken.json", "not json");
+    struct tl_res r = RUN("cost", "--json", "--until", "2026-01-02T00:00:00Z");
+    OK(r);
+    cr_assert(strstr(r.out, "{\"env\": \"broken\", \"destroyed\": false, \"tags\": {}, "
+                            "\"running_hours\": 0, \"asleep_hours\": 0, \"cost\": 0, "
+                            "\"saved\": 0}"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "\"total\": {\"running_hours\": 9, \"asleep_hours\": 6, "
+                            "\"cost\": 15, \"saved\": 6}"),
+              "%s", r.out);
+    tl_res_free(&r);
+}
+
 Test(cost, by_tag_groups_and_bad_options_are_usage_errors)
 {
     cost_proj();
