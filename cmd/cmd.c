@@ -20,7 +20,7 @@
     X(init) X(env_up) X(env_plan) X(env_list) X(env_show) X(env_destroy) X(env_logs)              \
         X(env_refresh) X(env_export) X(env_import) X(env_unlock) X(env_sleep) X(env_wake) X(env_extend) X(sandbox_up) X(template_validate) X(template_render)       \
             X(config_get) X(config_list) X(config_diff) X(config_set) X(config_rm) X(config_import_pulumi) X(config_rotate_passphrase) X(version) X(help) X(supervise)       \
-                X(seed) X(seed_preview) X(pr_open) X(pr_close) X(serve) X(schedule_match) X(schedule_next) X(reap) \
+                X(seed) X(seed_preview) X(pr_open) X(pr_close) X(serve) X(schedule_match) X(schedule_next) X(reap) X(cost) \
                     X(promote) X(promotions) X(approve) X(reject) X(completion) X(gendocs) X(flags_list)
 CMD_LIST(E)
 #undef E

@@ -118,6 +118,12 @@ int cmd_up_run(struct cmd_ctx *c, const char *env, struct up_opts *o)
         val_free(sets);
         return x;
     }
+    /* cost reports group by these; an env without them lands in "(none)" */
+    static const char *const wanted[] = {"CostCenter", "DataClass"};
+    for (size_t i = 0; i < 2; i++)
+        if (!val_map_get(oe->st->tags, wanted[i]))
+            cmd_warn(c, "%s has no %s tag; set `tags: {%s: ...}` in its config (docs/files.md)",
+                     env, wanted[i], wanted[i]);
     int changes = p.counts[OP_CREATE] + p.counts[OP_UPDATE] + p.counts[OP_REPLACE] +
                   p.counts[OP_DELETE];
     int done[OP_COUNT] = {0};

@@ -9,6 +9,7 @@
 #include "core/lib/proc.h"
 #include "core/lib/xalloc.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -324,6 +325,21 @@ char **prov_env(const struct prov_call *c, const struct val *extra)
     struct val *m = val_map(NULL);
     val_map_set(m, "PRENV_ENV", NULL, val_str(c->env, NULL));
     val_map_set(m, "PRENV_RESOURCE", NULL, val_str(c->resource, NULL));
+    const struct val *tags = c->host ? c->host->tags : NULL;
+    for (size_t i = 0; tags && tags->kind == VAL_MAP && i < tags->u.map.n; i++) {
+        const struct val_entry *t = &tags->u.map.e[i];
+        if (t->v->kind != VAL_STR)
+            continue;
+        struct sb name;
+        sb_init(&name);
+        sb_adds(&name, "PRENV_TAG_");
+        for (const char *k = t->key; *k; k++) {
+            unsigned char ch = (unsigned char)*k;
+            sb_addc(&name, isalnum(ch) ? (char)toupper(ch) : '_');
+        }
+        val_map_set(m, name.buf, NULL, val_str(t->v->u.str.s, NULL));
+        sb_release(&name);
+    }
     if (extra && extra->kind == VAL_MAP)
         for (size_t i = 0; i < extra->u.map.n; i++) {
             if (extra->u.map.e[i].v->kind == VAL_NULL)

@@ -64,6 +64,7 @@ struct prov_host {
     bool asleep;            /* the environment sleeps: services run no replica (scale 0) */
     bool force;             /* the user asked to act on it anyway (--force) */
     int router_port;        /* the port of prenv serve's router (router.route URLs) */
+    const struct val *tags; /* the environment's tags (map), borrowed; may be NULL */
 };
 
 struct prov_call {
@@ -143,7 +144,8 @@ int prov_log_open(const struct prov_call *c, const char *suffix);
 /* prov_log: append a timestamped "[prenv] ..." line to the resource's log. */
 void prov_log(const struct prov_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* prov_env: environment for a child: ours minus prenv secrets, plus
- * PRENV_ENV / PRENV_RESOURCE and extra. Free with proc_env_free. */
+ * PRENV_ENV / PRENV_RESOURCE, PRENV_TAG_<NAME> for each of the env's tags
+ * (the name uppercased, other than letters and digits '_'), and extra. Free with proc_env_free. */
 char **prov_env(const struct prov_call *c, const struct val *extra);
 /* Port leases: <state>/ports/<port> names its owner; alloc takes n ports that
  * no other lease holds and that can be bound on 127.0.0.1 right now. */

@@ -1,5 +1,6 @@
 /* op: the shared flow behind up, plan, destroy and refresh. */
 #include "envs/op.h"
+#include "envs/cost.h"
 
 #include "core/routes.h"
 #include "envs/artifact.h"
@@ -213,6 +214,21 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
             val_text(&b, ct->u.map.e[i].v);
             val_map_set(st->tags, ct->u.map.e[i].key, NULL, val_str_own(sb_steal(&b), NULL));
         }
+    /* the taxonomy (docs/files.md, "Tags"): Environment and Owner are
+     * prenv's own; Application is the project's name unless a layer sets it;
+     * CostCenter and DataClass come from config, where the older spellings
+     * cost_center and data_class also count */
+    if (!val_map_get(st->tags, "Application"))
+        val_map_set(st->tags, "Application", NULL, val_str(oe->proj->name, NULL));
+    static const char *const alias[][2] = {{"CostCenter", "cost_center"},
+                                           {"DataClass", "data_class"}};
+    for (size_t i = 0; i < 2; i++) {
+        const char *old = val_map_str(st->tags, alias[i][1], NULL);
+        if (!val_map_get(st->tags, alias[i][0]) && old)
+            val_map_set(st->tags, alias[i][0], NULL, val_str(old, NULL));
+    }
+    val_map_set(st->tags, "Environment", NULL, val_str(st->env, NULL));
+    val_map_set(st->tags, "Owner", NULL, val_str(st->owner, NULL));
     val_map_set(st->tags, "env", NULL, val_str(st->env, NULL));
     val_map_set(st->tags, "kind", NULL, val_str(st->kind, NULL));
     val_map_set(st->tags, "owner", NULL, val_str(st->owner, NULL));
@@ -353,6 +369,7 @@ int op_open(struct op_env **out, const char *env, unsigned flags, const struct o
     oe->host.env_protected = oe->def.protect;
     oe->host.asleep = oe->st->asleep_why != NULL;
     oe->host.force = o->force;
+    oe->host.tags = oe->st->tags;
     struct eng_opts eo = {
         .parallel = o->parallel,
         .rollback = o->rollback,
@@ -458,6 +475,7 @@ static void history(struct op_env *oe, const char *operation, const char *result
     const char *digest = oe->st->artifact ? artifact_digest(oe->st->artifact) : NULL;
     if (digest)
         val_map_set(rec, "artifact", NULL, val_str(digest, NULL));
+    cost_counts(rec, oe->st); /* what it runs, for `prenv cost` */
     for (size_t i = 0; extra && extra->kind == VAL_MAP && i < extra->u.map.n; i++)
         val_map_set(rec, extra->u.map.e[i].key, NULL, val_clone(extra->u.map.e[i].v));
     struct err e = {0};
@@ -724,6 +742,11 @@ int op_destroy(struct op_env *oe, const struct op_opts *o, size_t *left, long lo
             sb_init(&b);
             sb_adds(&b, "{\"env\": ");
             sb_add_json_str(&b, st->env);
+            sb_adds(&b, ", \"tags\": ");
+            if (st->tags)
+                val_json(&b, st->tags, 0);
+            else
+                sb_adds(&b, "null");
             sb_adds(&b, ", \"history\": [");
             for (char *p = text, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
                 if (p != text)

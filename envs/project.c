@@ -35,7 +35,7 @@ int project_check_schedule(const struct val *sc, struct err *e)
 static const char *const top_keys[] = {"project", "description", "template", "state_dir",
                                        "ports",   "tags",        "stages",   "previews",
                                        "sandboxes", "serve",     "router",   "github",
-                                       "encryptionsalt", NULL};
+                                       "encryptionsalt", "cost", NULL};
 
 int project_find(char **dir, const char *start, struct err *e)
 {
@@ -89,6 +89,8 @@ void project_free(struct project *p)
     free(p->template_file);
     free(p->state_dir);
     val_free(p->tags);
+    free(p->cost.currency);
+    val_free(p->cost.replica_hour);
     for (size_t i = 0; i < p->nstages; i++) {
         free(p->stages[i].name);
         free(p->stages[i].config);
@@ -541,6 +543,61 @@ static int access_secret(const struct project *p, const struct val *m, const cha
     return rc;
 }
 
+static int cost_rate(double *out, const struct val *v, const char *what, struct err *e)
+{
+    if (v->kind == VAL_INT)
+        *out = (double)v->u.i;
+    else if (v->kind == VAL_FLOAT)
+        *out = v->u.f;
+    else
+        return err_set(e, PE_CONFIG, &v->pos, "%s must be a number (money per hour)", what);
+    if (!(*out >= 0 && *out < 1e9))
+        return err_set(e, PE_CONFIG, &v->pos, "%s must be between 0 and 1e9", what);
+    return 0;
+}
+
+/* cost: {currency, replica_hour: N | {size: N...}, database_hour: N} */
+static int load_cost(struct project *p, struct err *e)
+{
+    static const char *const keys[] = {"currency", "replica_hour", "database_hour", NULL};
+    p->cost.replica_hour = val_map(NULL);
+    const struct val *v = val_map_get(p->doc, "cost");
+    if (!v || v->kind == VAL_NULL) {
+        p->cost.currency = xstrdup("");
+        return 0;
+    }
+    int rc = schema_map(v, "'cost'", e);
+    if (!rc)
+        rc = schema_keys(v, keys, "'cost'", e);
+    const char *cur = NULL;
+    if (!rc)
+        rc = schema_str(v, "currency", &cur, e);
+    if (rc)
+        return rc;
+    p->cost.currency = xstrdup(cur ? cur : "");
+    double d;
+    const struct val *r = val_map_get(v, "replica_hour");
+    if (r && r->kind == VAL_MAP) {
+        for (size_t i = 0; i < r->u.map.n; i++) {
+            char *what = xasprintf("'cost.replica_hour.%s'", r->u.map.e[i].key);
+            rc = cost_rate(&d, r->u.map.e[i].v, what, e);
+            free(what);
+            if (rc)
+                return rc;
+            val_map_set(p->cost.replica_hour, r->u.map.e[i].key, NULL, val_float(d, NULL));
+        }
+    } else if (r && r->kind != VAL_NULL) {
+        if ((rc = cost_rate(&d, r, "'cost.replica_hour'", e)))
+            return rc;
+        val_map_set(p->cost.replica_hour, "default", NULL, val_float(d, NULL));
+    }
+    const struct val *db = val_map_get(v, "database_hour");
+    if (db && db->kind != VAL_NULL &&
+        (rc = cost_rate(&p->cost.database_hour, db, "'cost.database_hour'", e)))
+        return rc;
+    return 0;
+}
+
 static int load_router(struct project *p, struct err *e)
 {
     static const char *const rk[] = {"listen", "hold", "wake_for", "access", NULL};
@@ -689,7 +746,7 @@ int project_load(struct project **out, const char *dir, const char *state_dir, s
     if ((rc = load_policy(p, &p->sandboxes, "sandboxes", "sb-{name}", "{name}", e)))
         goto fail;
     if ((rc = load_preview_policy(p, e)) || (rc = load_serve(p, e)) || (rc = load_router(p, e)) ||
-        (rc = load_github(p, e)))
+        (rc = load_github(p, e)) || (rc = load_cost(p, e)))
         goto fail;
     const char *salt = NULL;
     if ((rc = schema_str(p->doc, "encryptionsalt", &salt, e)))

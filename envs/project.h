@@ -92,6 +92,13 @@ struct github_conf {
     long long app_installation; /* github.app.installation */
 };
 
+/* cost: the rate card (docs/cost.md). Rates are money per hour. */
+struct cost_card {
+    char *currency;           /* cost.currency, "" when unset */
+    struct val *replica_hour; /* map of size -> number (a bare number is {default: n}) */
+    double database_hour;     /* per postgres.database or sqlite.database */
+};
+
 struct project {
     char *dir;       /* absolute project root */
     char *file;      /* absolute path of prenv.yaml */
@@ -107,6 +114,7 @@ struct project {
     struct serve_conf serve;
     struct router_conf router;
     struct github_conf gh;
+    struct cost_card cost;
     char *salt;          /* encryptionsalt: the secrets' salt state, NULL = none */
     int salt_line;       /* where prenv.yaml has it */
     struct val *doc;     /* the whole parsed file */

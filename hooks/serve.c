@@ -8,6 +8,7 @@
 #include "core/lib/xalloc.h"
 #include "core/net/http.h"
 #include "core/state.h"
+#include "envs/cost.h"
 #include "envs/op.h"
 #include "envs/project.h"
 #include "hooks/github.h"
@@ -1628,6 +1629,63 @@ static bool authorized(struct serve *sv, struct http_req *req)
     return ok;
 }
 
+/* query_str: the raw value of key= in a query string (no percent-decoding:
+ * tag names and durations need none); caller frees; NULL when absent */
+static char *query_str(const char *query, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *q = query; q && *q;) {
+        const char *amp = strchr(q, '&');
+        if (!strncmp(q, key, kl) && q[kl] == '=')
+            return amp ? xstrndup(q + kl + 1, (size_t)(amp - q - kl - 1)) : xstrdup(q + kl + 1);
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* GET /api/v1/cost?by=TAG&since=DUR: `prenv cost --json` (docs/cost.md) */
+static void api_cost(struct serve *sv, struct http_req *req)
+{
+    char *by = query_str(req->query, "by"), *since = query_str(req->query, "since");
+    long long to = tm_now_ms(), from = 0;
+    const char *why = NULL;
+    struct cost_row *rows = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (since && !dur_parse(since, &from, &why)) {
+        char *msg = xasprintf("since: invalid duration '%s': %s", since, why);
+        respond_error(req, 400, msg);
+        free(msg);
+        goto out;
+    }
+    if (since)
+        from = to - from;
+    if (by && !*by) {
+        respond_error(req, 400, "by: expects a tag name");
+        goto out;
+    }
+    if (cost_collect(&rows, &n, sv->proj, from, to, &e)) {
+        respond_error(req, 500, e.msg);
+        err_release(&e);
+        goto out;
+    }
+    if (by && !cost_tag_known(rows, n, by)) {
+        char *msg = xasprintf("by: no environment has a tag '%s' (tags are case-sensitive)", by);
+        respond_error(req, 400, msg);
+        free(msg);
+        goto out;
+    }
+    struct sb b;
+    sb_init(&b);
+    cost_json(&b, rows, n, by, &sv->proj->cost, from, to);
+    respond_json(req, 200, b.buf);
+    sb_release(&b);
+out:
+    cost_rows_free(rows, n);
+    free(by);
+    free(since);
+}
+
 static void api_envs(struct serve *sv, struct http_req *req)
 {
     char **names = NULL;
@@ -1954,6 +2012,10 @@ static void handler(struct http_req *req, void *ctx)
     }
     if (!strcmp(p, "/api/v1/envs") && get) {
         api_envs(sv, req);
+        return;
+    }
+    if (!strcmp(p, "/api/v1/cost") && get) {
+        api_cost(sv, req);
         return;
     }
     if (!strcmp(p, "/api/v1/jobs") && get) {

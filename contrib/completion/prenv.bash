@@ -2,7 +2,7 @@
 # Install: copy to /usr/share/bash-completion/completions/prenv, or
 # source <(prenv completion bash) in ~/.bashrc.
 
-_prenv_paths=':init:env:env up:env plan:env list:env show:env destroy:env logs:env refresh:env export:env import:env unlock:env sleep:env wake:env extend:sandbox:sandbox up:template:template validate:template render:config:config get:config list:config diff:config set:config rm:config import-pulumi:config rotate-passphrase:version:help:seed:seed preview:pr:pr open:pr close:serve:schedule:schedule match:schedule next:reap:promote:promotions:approve:reject:completion:flags:flags list:'
+_prenv_paths=':init:env:env up:env plan:env list:env show:env destroy:env logs:env refresh:env export:env import:env unlock:env sleep:env wake:env extend:sandbox:sandbox up:template:template validate:template render:config:config get:config list:config diff:config set:config rm:config import-pulumi:config rotate-passphrase:version:help:seed:seed preview:pr:pr open:pr close:serve:schedule:schedule match:schedule next:reap:cost:promote:promotions:approve:reject:completion:flags:flags list:'
 
 _prenv()
 {
@@ -26,7 +26,7 @@ _prenv()
     esac
     local words='' values=''
     case $path in
-    '') words='-C --state-dir --no-color --help --version init env sandbox template config version help seed pr serve schedule reap promote promotions approve reject completion flags' ;;
+    '') words='-C --state-dir --no-color --help --version init env sandbox template config version help seed pr serve schedule reap cost promote promotions approve reject completion flags' ;;
     'init') words='--help --name'; values='--name' ;;
     'env') words='up plan list show destroy logs refresh export import unlock sleep wake extend' ;;
     'env up') words='--help --set --unset --owner --ttl --sha --parallel --rollback --yes --json --no-refresh --ignore-protect --artifact --artifact-name --artifact-version'; values='--set|--unset|--owner|--ttl|--sha|--parallel|-p|--artifact|--artifact-name|--artifact-version' ;;
@@ -67,6 +67,7 @@ _prenv()
     'schedule match') words='--help --at --quiet'; values='--at' ;;
     'schedule next') words='--help --from --count --tz --json'; values='--from|--count|-n|--tz' ;;
     'reap') words='--help --dry-run --json --at'; values='--at' ;;
+    'cost') words='--help --by --since --until --json'; values='--by|-b|--since|-s|--until' ;;
     'promote') words='--help --yes --json'; values='' ;;
     'promotions') words='--help --json --pending'; values='' ;;
     'approve') words='--help --yes --json'; values='' ;;

@@ -76,6 +76,8 @@ static const struct prov_prop schema[] = {
     {"env", PT_STRMAP, 0, "environment variables (PORT is set by prenv to the replica's port)"},
     {"dir", PT_STR, 0, "working directory, relative to the env's work directory (default: it)"},
     {"replicas", PT_INT, 0, "number of processes, 0-64 (default 1; 0 = asleep, nothing runs)"},
+    {"size", PT_STR, 0,
+     "a name from prenv.yaml's cost.replica_hour, for cost reports only (default \"default\")"},
     {"health", PT_MAP, 0,
      "readiness check: {http: /healthz} or {tcp: true}, with optional timeout (default 30s) "
      "and interval (default 200ms); without one a replica is ready once up for 300ms"},
