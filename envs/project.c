@@ -575,7 +575,7 @@ static int load_cost(struct project *p, struct err *e)
     if (rc)
         return rc;
     p->cost.currency = xstrdup(cur ? cur : "");
-    double d;
+    double d = 0;
     const struct val *r = val_map_get(v, "replica_hour");
     if (r && r->kind == VAL_MAP) {
         for (size_t i = 0; i < r->u.map.n; i++) {
