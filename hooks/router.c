@@ -196,18 +196,25 @@ void router_reload(struct router *rt)
     rt->n = n;
 }
 
-/* the entry for host and path: the longest path prefix that matches */
-static const struct rentry *lookup(const struct router *rt, const char *host, const char *path)
+/* first_of: the index of host's first entry (the table is sorted by host),
+ * or where it would be */
+static size_t first_of(const struct router *rt, const char *host)
 {
     size_t lo = 0, hi = rt->n;
-    while (lo < hi) { /* the first entry of host */
+    while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (strcmp(rt->tab[mid].host, host) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (size_t i = lo; i < rt->n && !strcmp(rt->tab[i].host, host); i++) {
+    return lo;
+}
+
+/* the entry for host and path: the longest path prefix that matches */
+static const struct rentry *lookup(const struct router *rt, const char *host, const char *path)
+{
+    for (size_t i = first_of(rt, host); i < rt->n && !strcmp(rt->tab[i].host, host); i++) {
         const struct rentry *t = &rt->tab[i];
         if (!t->plen || (!strncmp(path, t->path, t->plen) &&
                          (path[t->plen] == '/' || path[t->plen] == 0 || path[t->plen] == '?')))
@@ -218,10 +225,8 @@ static const struct rentry *lookup(const struct router *rt, const char *host, co
 
 static bool host_known(const struct router *rt, const char *host)
 {
-    for (size_t i = 0; i < rt->n; i++)
-        if (!strcmp(rt->tab[i].host, host))
-            return true;
-    return false;
+    size_t i = first_of(rt, host);
+    return i < rt->n && !strcmp(rt->tab[i].host, host);
 }
 
 static bool same_secret(const char *a, size_t alen, const char *b)

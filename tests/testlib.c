@@ -352,14 +352,25 @@ void tl_proj_free(struct tl_proj *p)
     memset(p, 0, sizeof *p);
 }
 
-int tl_http_get(int port, const char *path, char **body)
+int tl_http_status(const char *raw, size_t len)
+{
+    if (len < 12 || strncmp(raw, "HTTP/1.", 7) || raw[8] != ' ')
+        return 0;
+    char *end = NULL;
+    long st = strtol(raw + 9, &end, 10);
+    return end == raw + 12 && st >= 100 && st <= 999 ? (int)st : 0;
+}
+
+/* exchange: send req to 127.0.0.1:port, read until the server closes; the
+ * status (0 = no answer) and, in *body, what follows the head */
+static int exchange(int port, const struct sb *req, int timeout_s, char **body)
 {
     if (body)
         *body = NULL;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
-    struct timeval tv = {5, 0};
+    struct timeval tv = {timeout_s, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -368,23 +379,20 @@ int tl_http_get(int port, const char *path, char **body)
         close(fd);
         return 0;
     }
-    char *req = xasprintf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    ssize_t w = write(fd, req, strlen(req));
-    free(req);
-    if (w <= 0) {
-        close(fd);
-        return 0;
+    for (size_t off = 0; off < req->len;) {
+        ssize_t w = write(fd, req->buf + off, req->len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
     }
     struct sb b;
     sb_init(&b);
-    char buf[4096];
+    char buf[8192];
     ssize_t n;
     while ((n = read(fd, buf, sizeof buf)) > 0)
         sb_add(&b, buf, (size_t)n);
     close(fd);
-    int status = 0;
-    if (b.len > 12 && !strncmp(b.buf, "HTTP/1.", 7))
-        status = atoi(b.buf + 9);
+    int status = tl_http_status(b.buf, b.len);
     char *hdr_end = strstr(b.buf, "\r\n\r\n");
     if (body)
         *body = xstrdup(hdr_end ? hdr_end + 4 : "");
@@ -392,23 +400,19 @@ int tl_http_get(int port, const char *path, char **body)
     return status;
 }
 
+int tl_http_get(int port, const char *path, char **body)
+{
+    struct sb req;
+    sb_init(&req);
+    sb_addf(&req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    int st = exchange(port, &req, 5, body);
+    sb_release(&req);
+    return st;
+}
+
 int tl_http(int port, const char *method, const char *path, const char *const *headers,
             const void *body, size_t len, char **resp)
 {
-    if (resp)
-        *resp = NULL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    struct timeval tv = {20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
-        return 0;
-    }
     struct sb req;
     sb_init(&req);
     /* a Host among the headers replaces ours (two would be a bad request) */
@@ -421,29 +425,63 @@ int tl_http(int port, const char *method, const char *path, const char *const *h
         sb_addf(&req, "%s\r\n", headers[i]);
     sb_addf(&req, "Content-Length: %zu\r\n\r\n", len);
     sb_add(&req, body, len);
-    size_t off = 0;
-    while (off < req.len) {
-        ssize_t w = write(fd, req.buf + off, req.len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    int st = exchange(port, &req, 20, resp);
     sb_release(&req);
-    struct sb b;
-    sb_init(&b);
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
-        sb_add(&b, buf, (size_t)n);
-    close(fd);
-    int status = 0;
-    if (b.len > 12 && !strncmp(b.buf, "HTTP/1.", 7))
-        status = atoi(b.buf + 9);
-    char *hdr_end = strstr(b.buf, "\r\n\r\n");
-    if (resp)
-        *resp = xstrdup(hdr_end ? hdr_end + 4 : "");
-    sb_release(&b);
-    return status;
+    return st;
+}
+
+int tl_read_port(const char *path, long long timeout_ms)
+{
+    for (long long waited = 0; waited <= timeout_ms; waited += 50) {
+        char *t = tl_read(path);
+        long port = 0;
+        if (t && strchr(t, '\n')) {
+            char *end = NULL;
+            port = strtol(t, &end, 10);
+            if (end == t || *end != '\n' || port < 1 || port > 65535)
+                port = 0;
+        }
+        free(t);
+        if (port)
+            return (int)port;
+        usleep(50000);
+    }
+    return 0;
+}
+
+int tl_files_with(const char *dir, const char *needle, char *found, size_t fl)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    size_t nl = strlen(needle);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            n += tl_files_with(p, needle, found, fl);
+        } else if (S_ISREG(st.st_mode)) {
+            /* every byte, binary files too (a database, a log with NULs) */
+            char *t = NULL;
+            size_t len = 0;
+            struct err e = {0};
+            if (!fs_read(p, (size_t)1 << 30, &t, &len, &e) && memmem(t, len, needle, nl)) {
+                n++;
+                size_t l = found ? strlen(found) : 0;
+                if (found && l < fl)
+                    snprintf(found + l, fl - l, "%s ", p);
+            }
+            err_release(&e);
+            free(t);
+        }
+        free(p);
+    }
+    closedir(d);
+    return n;
 }
 
 int tl_spawn(const struct tl_proj *p, const char *const *args, const char *const *env,

@@ -57,6 +57,14 @@ bool tl_wait_http(int port, const char *path, long long timeout_ms);
  * NULL-terminated; returns the status (0 = no answer), *resp the body. */
 int tl_http(int port, const char *method, const char *path, const char *const *headers,
             const void *body, size_t len, char **resp);
+/* tl_http_status: the status code of a raw HTTP/1.x response, 0 if it is not one. */
+int tl_http_status(const char *raw, size_t len);
+/* tl_read_port: the port a process wrote to path ("N\n"), waiting up to
+ * timeout_ms for it; 0 if none came. */
+int tl_read_port(const char *path, long long timeout_ms);
+/* tl_files_with: regular files under dir (recursively) whose bytes hold
+ * needle; their paths are appended to found (fl bytes; may be NULL). */
+int tl_files_with(const char *dir, const char *needle, char *found, size_t fl);
 /* tl_spawn: start the binary with -C project and args in the background,
  * stdout+stderr to logfile; returns its pid. */
 int tl_spawn(const struct tl_proj *p, const char *const *args, const char *const *env,

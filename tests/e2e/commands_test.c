@@ -2,6 +2,8 @@
  * list / diff, template validate / render, plan --json, unlock, init. */
 #include "tests/testlib.h"
 
+#include "core/lib/fs.h"
+
 #include "core/lib/xalloc.h"
 
 #include <criterion/criterion.h>
@@ -225,8 +227,7 @@ Test(commands, init_scaffolds_a_project_that_validates_and_refuses_to_overwrite)
     cr_assert(t && strstr(t, ".prenv/"));
     free(t);
     free(gi);
-    char *cmd = xasprintf("rm -rf '%s'", d);
-    cr_assert_eq(system(cmd), 0);
-    free(cmd);
+    struct err e = {0};
+    cr_assert_eq(fs_rm_rf(d, &e), 0, "%s", e.msg);
     free(d);
 }

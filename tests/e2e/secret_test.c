@@ -57,36 +57,6 @@ static void clean(struct tl_res r)
     tl_res_free(&r);
 }
 
-/* files under dir holding needle (recursively); their names into found */
-static int files_with(const char *dir, const char *needle, char *found, size_t fl)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char *p = xasprintf("%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-            n += files_with(p, needle, found, fl);
-        } else if (S_ISREG(st.st_mode)) {
-            char *t = tl_read(p);
-            if (t && strstr(t, needle)) {
-                n++;
-                size_t l = strlen(found);
-                snprintf(found + l, fl - l, "%s ", p);
-            }
-            free(t);
-        }
-        free(p);
-    }
-    closedir(d);
-    return n;
-}
-
 static void set_secret(void)
 {
     tl_proj_new(&P, TPL, "  token: not-a-secret-yet\n", NULL);
@@ -134,7 +104,7 @@ Test(secret, a_secret_reaches_the_process_and_no_file_log_or_output)
     clean(RUN(NOPASS, "env", "logs", "dev"));
     /* nothing on disk holds it: config, state, journal, history, logs */
     char found[4096] = "";
-    cr_assert_eq(files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
+    cr_assert_eq(tl_files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
     /* only --show-secrets prints it, and only with the passphrase */
     r = RUN(PASS, "config", "list", "--env", "dev", "--show-secrets");
     OK(r);
@@ -142,7 +112,7 @@ Test(secret, a_secret_reaches_the_process_and_no_file_log_or_output)
     tl_res_free(&r);
     clean(RUN(NOPASS, "env", "destroy", "dev", "--yes"));
     found[0] = 0;
-    cr_assert_eq(files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
+    cr_assert_eq(tl_files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
 }
 
 Test(secret, a_changed_secret_is_an_update_and_the_process_gets_the_new_value)
@@ -257,7 +227,7 @@ Test(secret, rotating_the_passphrase_changes_no_plan_and_retires_the_old_one)
     tl_res_free(&r);
     clean(RUN(WITH("PRENV_PASSPHRASE=pw-new"), "env", "up", "dev", "--yes"));
     char found[4096] = "";
-    cr_assert_eq(files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
+    cr_assert_eq(tl_files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
     free(before);
     free(after);
     free(py);

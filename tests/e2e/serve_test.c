@@ -126,7 +126,7 @@ static void sign(const char *body, size_t len, char out[72])
     unsigned char mac[32];
     mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)SECRET,
                     strlen(SECRET), (const unsigned char *)body, len, mac);
-    strcpy(out, "sha256=");
+    memcpy(out, "sha256=", 7);
     for (int i = 0; i < 32; i++)
         snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
 }
@@ -361,7 +361,7 @@ static int raw_send(const char *req, size_t len, char **resp)
     while ((n = read(fd, buf, sizeof buf)) > 0)
         sb_add(&b, buf, (size_t)n);
     close(fd);
-    int st = b.len > 12 ? atoi(b.buf + 9) : 0;
+    int st = tl_http_status(b.buf, b.len);
     if (resp)
         *resp = sb_steal(&b);
     else
@@ -467,14 +467,7 @@ static void start_github(void)
                "tok-123:prenv-bot", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200 && gh_port <= 0; i++) {
-        char *t = tl_read(gh_portfile);
-        if (t && strchr(t, '\n'))
-            gh_port = atoi(t);
-        free(t);
-        if (gh_port <= 0)
-            usleep(50000);
-    }
+    gh_port = tl_read_port(gh_portfile, 10000);
     cr_assert_gt(gh_port, 0, "the GitHub API fixture did not start");
 }
 
@@ -853,14 +846,7 @@ Test(serve, pull_request_comment_commands_need_write_access_and_are_answered, .f
                (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200 && gh_port <= 0; i++) {
-        char *t = tl_read(gh_portfile);
-        if (t && strchr(t, '\n'))
-            gh_port = atoi(t);
-        free(t);
-        if (gh_port <= 0)
-            usleep(50000);
-    }
+    gh_port = tl_read_port(gh_portfile, 10000);
     cr_assert_gt(gh_port, 0);
     gh_control("/_permission", "{\"login\": \"alice\", \"permission\": \"write\"}");
     gh_control("/_permission", "{\"login\": \"mallory\", \"permission\": \"read\"}");

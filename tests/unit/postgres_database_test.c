@@ -937,7 +937,7 @@ Test(postgres_database, a_conninfo_server_on_the_unix_socket_gives_a_socket_url)
     val_map_set(p, "server", NULL, val_str(ci, NULL));
     struct prov_result r = create("dev", fx.tok, p);
     cr_assert_str_eq(out(&r, "host"), dir);
-    cr_assert_eq(val_map_int(r.outputs, "port", 0), atoi(port));
+    cr_assert_eq(val_map_int(r.outputs, "port", 0), strtoll(port, NULL, 10));
     const char *url = out(&r, "url");
     cr_assert_not_null(strstr(url, "@/"), "%s", url);
     cr_assert_not_null(strstr(url, "?host=%2F"), "%s", url);

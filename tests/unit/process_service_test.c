@@ -15,6 +15,7 @@
 #include "core/lib/xalloc.h"
 #include "core/lib/yt.h"
 #include "core/providers/supervise.h"
+#include "tests/testlib.h"
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -989,11 +990,12 @@ Test(process_service, check_rejects_a_command_given_as_one_string)
 
 Test(process_service, supervise_without_a_spec_is_a_usage_error)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s supervise 2>/dev/null", PRENV_BIN);
-    int st = system(cmd);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-    snprintf(cmd, sizeof cmd, "%s supervise %s/nope.json 2>/dev/null", PRENV_BIN, fx.root);
-    st = system(cmd);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    struct tl_res r = tl_prenv(NULL, (const char *const[]){"supervise", NULL}, NULL);
+    cr_assert_eq(r.code, 2, "%s", r.err);
+    tl_res_free(&r);
+    char *spec = xasprintf("%s/nope.json", fx.root);
+    r = tl_prenv(NULL, (const char *const[]){"supervise", spec, NULL}, NULL);
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    tl_res_free(&r);
+    free(spec);
 }
