@@ -26,7 +26,10 @@
 #include <unistd.h>
 
 #define BLOCK_DIR "/tmp/prenv-test-ports"
-#define BLOCK_BASE 30000
+/* 20000..29599: below Linux's ephemeral range (32768..60999). A block inside
+ * it can lose a port to the source port of any outgoing connection — a test's
+ * curl, a libpq session — and then a listener fails with EADDRINUSE. */
+#define BLOCK_BASE 20000
 #define BLOCK_SIZE 16
 #define BLOCKS 600
 

@@ -239,7 +239,8 @@ Test(router, a_kind_with_a_token_lets_only_its_holders_through)
                           env, logfile);
     cr_assert(tl_wait_http(api_port, "/healthz", 15000), "%s", tl_read(logfile));
     char *body = NULL;
-    cr_assert_eq(via_router("dev.shop.test", "/info", NULL, &body), 401);
+    int st = via_router("dev.shop.test", "/info", NULL, &body);
+    cr_assert_eq(st, 401, "got %d: %s\n%s", st, body ? body : "", tl_read(logfile));
     free(body);
     body = NULL;
     cr_assert_eq(via_router("dev.shop.test", "/info", "Bearer wrong", &body), 401);
