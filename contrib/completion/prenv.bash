@@ -35,7 +35,7 @@ _prenv()
     'env show') words='--help --json --history'; values='--history' ;;
     'env destroy') words='--help --yes --json --ignore-protect --forget'; values='' ;;
     'env logs') words='--help --follow --lines'; values='--lines|-n' ;;
-    'env refresh') words='--help --expect-no-changes --json'; values='' ;;
+    'env refresh') words='--help --expect-no-changes --write --json'; values='' ;;
     'env export') words='--help --output'; values='--output|-o' ;;
     'env import') words='--help --as --force'; values='--as' ;;
     'env unlock') words='--help --force'; values='' ;;

@@ -126,6 +126,53 @@ Test(drift, refresh_exits_3_after_a_deleted_database_and_a_killed_service)
     free(db);
 }
 
+Test(drift, refresh_writes_nothing_unless_asked_and_reports_each_resource)
+{
+    tl_proj_new(&P, TPL, NULL, NULL);
+    ok(RUN("env", "up", "dev", "--yes"));
+    char *db = db_path("dev");
+    cr_assert_eq(unlink(db), 0, "%s", db);
+    char *sf = xasprintf("%s/state/dev.json", P.state);
+    char *before = tl_read(sf);
+    cr_assert(before, "no state file %s", sf);
+    struct tl_res r = RUN("env", "refresh", "dev", "--json");
+    OK(r);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert(j, "%s", r.out);
+    cr_assert_eq(cJSON_GetObjectItemCaseSensitive(j, "drift")->valueint, 1, "%s", r.out);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "written")), "%s", r.out);
+    const cJSON *d0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "drifted"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(d0, "resource")->valuestring, "db");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(d0, "detail")->valuestring,
+                     "no longer exists");
+    cJSON_Delete(j);
+    tl_res_free(&r);
+    r = RUN("env", "refresh", "dev");
+    OK(r);
+    cr_assert(strstr(r.out, "db (sqlite.database): no longer exists"), "%s", r.out);
+    cr_assert(strstr(r.out, "nothing written"), "%s", r.out);
+    tl_res_free(&r);
+    char *after = tl_read(sf);
+    cr_assert_str_eq(after, before, "a refresh without --write changed the state");
+    free(after);
+    r = RUN("env", "refresh", "dev", "--write", "--json");
+    OK(r);
+    cr_assert(strstr(r.out, "\"written\":true"), "%s", r.out);
+    tl_res_free(&r);
+    after = tl_read(sf);
+    cr_assert(strcmp(after, before) != 0, "--write records the drift");
+    free(after);
+    r = RUN("env", "show", "dev", "--json");
+    OK(r);
+    cr_assert(strstr(r.out, "\"name\": \"web\""), "%s", r.out);
+    cr_assert(!strstr(r.out, "\"name\": \"db\""), "the gone database left the state:\n%s",
+              r.out);
+    tl_res_free(&r);
+    free(before);
+    free(sf);
+    free(db);
+}
+
 Test(drift, a_protected_stage_is_destroyed_only_with_ignore_protect)
 {
     tl_proj_new(&P, TPL, NULL, NULL);
