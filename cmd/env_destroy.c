@@ -21,7 +21,8 @@ struct destroy_opts {
 static const struct cmd_opt opts[] = {
     {"yes", 'y', OPT_BOOL, O(yes), NULL, "destroy without asking"},
     {"json", 0, OPT_BOOL, O(json), NULL, "print the result as JSON"},
-    {"ignore-protect", 0, OPT_BOOL, O(ignore_protect), NULL, "destroy even a protected env"},
+    {"unprotect", 0, OPT_BOOL, O(ignore_protect), NULL, "destroy even a protected env, this once"},
+    {"ignore-protect", 0, OPT_BOOL, O(ignore_protect), NULL, "the old name of --unprotect"},
     {"forget", 0, OPT_BOOL, O(forget), NULL,
      "last resort: drop from the state what cannot be removed (listed as possibly left)"},
     {NULL, 0, 0, 0, NULL, NULL},

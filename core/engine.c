@@ -332,8 +332,8 @@ static int protect_error(struct engine *en, const char *name, enum eng_op op, co
             op == OP_DELETE ? "deleted" : "replaced", why ? " because " : "", why ? why : "");
     err_hint(e, en->opts.env_protect
                     ? "this environment is protected (stages.<name>.protect in prenv.yaml); pass "
-                      "--ignore-protect if you really mean it"
-                    : "remove 'protect: true' from the resource, or pass --ignore-protect");
+                      "--unprotect if you really mean it"
+                    : "remove 'protect: true' from the resource, or pass --unprotect");
     return PE_PROTECTED;
 }
 
@@ -1443,7 +1443,7 @@ int eng_destroy_check(struct engine *en, struct err *e)
     if (!en->opts.ignore_protect && en->opts.env_protect) {
         err_set(e, PE_PROTECTED, NULL, "environment '%s' is protected; nothing was changed",
                 en->st->env);
-        err_hint(e, "it is marked protect: true in prenv.yaml; pass --ignore-protect if you "
+        err_hint(e, "it is marked protect: true in prenv.yaml; pass --unprotect if you "
                     "really mean to destroy it");
         return PE_PROTECTED;
     }

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,6 +145,43 @@ static void build_meta(struct op_env *oe)
     }
 }
 
+
+/* origin_of: the "file:line" (or "--set") of the config value at key, or of
+ * the first leaf under it */
+static const char *origin_of(const struct op_env *oe, const char *key)
+{
+    const struct val *o = oe->cfg->origin;
+    const struct val *v = val_map_get(o, key);
+    if (v && v->kind == VAL_STR)
+        return v->u.str.s;
+    size_t n = strlen(key);
+    for (size_t i = 0; o && o->kind == VAL_MAP && i < o->u.map.n; i++)
+        if (!strncmp(o->u.map.e[i].key, key, n) && o->u.map.e[i].key[n] == '.' &&
+            o->u.map.e[i].v->kind == VAL_STR)
+            return o->u.map.e[i].v->u.str.s;
+    return "an imported layer";
+}
+
+/* own_value: was every config leaf at or under key written in the env's own
+ * config file or by --set (rather than inherited from an imported layer)? */
+static bool own_value(const struct op_env *oe, const char *key)
+{
+    const struct val *o = oe->cfg->origin;
+    const char *own = oe->def.config;
+    size_t n = strlen(key), ol = own ? strlen(own) : 0;
+    for (size_t i = 0; o && o->kind == VAL_MAP && i < o->u.map.n; i++) {
+        const char *k = o->u.map.e[i].key;
+        const struct val *v = o->u.map.e[i].v;
+        if (strncmp(k, key, n) || (k[n] && k[n] != '.') || v->kind != VAL_STR)
+            continue;
+        const char *f = v->u.str.s;
+        bool mine = !strcmp(f, "--set") || (own && !strncmp(f, own, ol) && (!f[ol] || f[ol] == ':'));
+        if (!mine)
+            return false;
+    }
+    return true;
+}
+
 static void apply_meta(struct op_env *oe, const struct op_opts *o)
 {
     struct state *st = oe->st;
@@ -188,8 +226,19 @@ static void apply_meta(struct op_env *oe, const struct op_opts *o)
     if (!oe->cfg)
         return; /* opened without config (show, destroy): keep what was recorded */
     /* the schedule: the env's config `schedule` keys over its kind's or
-     * stage's policy; `schedule: null` there runs the env without one */
+     * stage's policy; `schedule: null` there runs the env without one. A
+     * protected stage takes only what is written for it — in prenv.yaml's
+     * stage or its own config file (or --set) — never a schedule it would
+     * inherit from a shared layer such as envs/base.yaml */
     const struct val *sc = val_map_get(oe->cfg->values, "schedule");
+    if (sc && oe->def.protect && !own_value(oe, "schedule")) {
+        fprintf(stderr,
+                "prenv: warning: %s is protected: the schedule from %s does not apply to it; "
+                "write it in %s or under stages.%s in prenv.yaml to mean it\n",
+                oe->st->env, origin_of(oe, "schedule"),
+                oe->def.config ? oe->def.config : "its config file", oe->st->env);
+        sc = NULL;
+    }
     val_free(st->schedule);
     st->schedule = NULL;
     if (!sc || sc->kind == VAL_MAP) {

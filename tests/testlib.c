@@ -338,7 +338,7 @@ void tl_proj_free(struct tl_proj *p)
         if (l < 6 || strcmp(de->d_name + l - 5, ".json"))
             continue;
         char *env = xstrndup(de->d_name, l - 5);
-        struct tl_res r = TL_PRENV(p, "env", "destroy", env, "--yes", "--ignore-protect");
+        struct tl_res r = TL_PRENV(p, "env", "destroy", env, "--yes", "--unprotect");
         tl_res_free(&r);
         free(env);
     }

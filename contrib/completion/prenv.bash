@@ -29,11 +29,11 @@ _prenv()
     '') words='-C --state-dir --no-color --help --version init env sandbox template config version help seed pr serve schedule reap cost promote promotions approve reject completion flags' ;;
     'init') words='--help --name'; values='--name' ;;
     'env') words='up plan list show destroy logs refresh export import unlock sleep wake extend' ;;
-    'env up') words='--help --set --unset --owner --ttl --sha --parallel --rollback --yes --json --no-refresh --ignore-protect --artifact --artifact-name --artifact-version'; values='--set|--unset|--owner|--ttl|--sha|--parallel|-p|--artifact|--artifact-name|--artifact-version' ;;
+    'env up') words='--help --set --unset --owner --ttl --sha --parallel --rollback --yes --json --no-refresh --unprotect --ignore-protect --artifact --artifact-name --artifact-version'; values='--set|--unset|--owner|--ttl|--sha|--parallel|-p|--artifact|--artifact-name|--artifact-version' ;;
     'env plan') words='--help --set --json --no-refresh --expect-no-changes'; values='--set' ;;
     'env list') words='--help --json --kind --tag'; values='--kind|-k|--tag|-t' ;;
     'env show') words='--help --json --history'; values='--history' ;;
-    'env destroy') words='--help --yes --json --ignore-protect --forget'; values='' ;;
+    'env destroy') words='--help --yes --json --unprotect --ignore-protect --forget'; values='' ;;
     'env logs') words='--help --follow --lines'; values='--lines|-n' ;;
     'env refresh') words='--help --expect-no-changes --write --json'; values='' ;;
     'env export') words='--help --output'; values='--output|-o' ;;

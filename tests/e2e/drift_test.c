@@ -1,6 +1,6 @@
 /* End to end: drift. `env refresh --expect-no-changes` exits 3 when a stage's
  * database file is deleted and when its service is killed; a protected stage
- * is not destroyed without --ignore-protect; and `prenv serve` with
+ * is not destroyed without --unprotect; and `prenv serve` with
  * serve.refresh_interval: 1s finds the same drift by itself and shows it in
  * /metrics, in /api/v1/envs and in its log. */
 #include "tests/testlib.h"
@@ -173,18 +173,18 @@ Test(drift, refresh_writes_nothing_unless_asked_and_reports_each_resource)
     free(db);
 }
 
-Test(drift, a_protected_stage_is_destroyed_only_with_ignore_protect)
+Test(drift, a_protected_stage_is_destroyed_only_with_unprotect)
 {
     tl_proj_new(&P, TPL, NULL, NULL);
     ok(RUN("env", "up", "prod", "--yes"));
     struct tl_res r = RUN("env", "destroy", "prod", "--yes");
     cr_assert_eq(r.code, 1, "exit %d\n%s\n%s", r.code, r.out, r.err);
-    cr_assert(strstr(r.err, "--ignore-protect"), "the refusal names the flag:\n%s", r.err);
+    cr_assert(strstr(r.err, "--unprotect"), "the refusal names the flag:\n%s", r.err);
     tl_res_free(&r);
     r = RUN("env", "list");
     cr_assert(strstr(r.out, "prod"), "prod is still there:\n%s", r.out);
     tl_res_free(&r);
-    ok(RUN("env", "destroy", "prod", "--yes", "--ignore-protect"));
+    ok(RUN("env", "destroy", "prod", "--yes", "--unprotect"));
 }
 
 static int port;

@@ -389,7 +389,7 @@ Test(env, destroy_failure_keeps_going_marks_destroy_failed_and_can_be_retried)
     tl_res_free(&r);
 }
 
-Test(env, protected_prod_refuses_destroy_without_ignore_protect)
+Test(env, protected_prod_refuses_destroy_without_unprotect)
 {
     tl_proj_new(&P,
                 "resources:\n"
@@ -407,7 +407,7 @@ Test(env, protected_prod_refuses_destroy_without_ignore_protect)
     r = RUN("env", "show", "prod");
     OK(r);
     tl_res_free(&r);
-    r = RUN("env", "destroy", "prod", "--yes", "--ignore-protect");
+    r = RUN("env", "destroy", "prod", "--yes", "--unprotect");
     OK(r);
     tl_res_free(&r);
 }

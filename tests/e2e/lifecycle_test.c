@@ -272,6 +272,34 @@ Test(lifecycle, reap_with_a_controllable_clock_warns_expires_sleeps_and_spares_s
     tl_res_free(&r);
 }
 
+Test(lifecycle, a_protected_stage_takes_only_a_schedule_written_for_it)
+{
+    tl_proj_new(&P, FILE_TPL, "  greeting: hello\n  schedule: {uptime: 'Mon-Fri 08:00-18:00 UTC'}\n",
+                NULL);
+    struct tl_res r = RUN("env", "up", "staging", "--yes");
+    OK(r);
+    cr_assert(!strstr(r.err, "does not apply"), "%s", r.err);
+    tl_res_free(&r);
+    r = RUN("env", "up", "prod", "--yes");
+    OK(r);
+    cr_assert(strstr(r.err, "prod is protected: the schedule from envs/base.yaml:3 does not apply "
+                            "to it; write it in envs/prod.yaml or under stages.prod"),
+              "%s", r.err);
+    tl_res_free(&r);
+    long long dev = created_of("prod");
+    /* the shared layer's schedule puts staging to sleep at the weekend, never prod */
+    DECIDES(next_weekday_utc(dev, 6, 12), "staging", "sleep: schedule: outside uptime Mon-Fri");
+    DECIDES(next_weekday_utc(dev, 6, 12), "prod", "");
+    /* written in prod's own file, it is meant */
+    tl_write(P.dir, "envs/prod.yaml",
+             "imports: [base]\nvalues:\n  schedule: {uptime: 'Mon-Fri 07:00-19:00 UTC'}\n");
+    r = RUN("env", "up", "prod", "--yes");
+    OK(r);
+    cr_assert(!strstr(r.err, "does not apply"), "%s", r.err);
+    tl_res_free(&r);
+    DECIDES(next_weekday_utc(dev, 6, 12), "prod", "sleep: schedule: outside uptime Mon-Fri");
+}
+
 /* a schedule's window in absolute time, from now-1h to now+secs */
 static char *window_until(int secs)
 {

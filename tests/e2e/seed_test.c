@@ -182,7 +182,7 @@ Test(seed_e2e, a_protected_stage_is_never_seeded_without_force)
     OK(r);
     tl_res_free(&r);
     cr_assert_eq(sqlite_count("prod", "select count(*) from customers"), 20);
-    r = RUN("env", "destroy", "prod", "--yes", "--ignore-protect");
+    r = RUN("env", "destroy", "prod", "--yes", "--unprotect");
     OK(r);
     tl_res_free(&r);
 }
