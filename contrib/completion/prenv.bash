@@ -50,7 +50,7 @@ _prenv()
     'config') words='get list diff set rm import-pulumi rotate-passphrase' ;;
     'config get') words='--help --env --json'; values='--env|-e' ;;
     'config list') words='--help --env --json --show-secrets'; values='--env|-e' ;;
-    'config diff') words='--help --json'; values='' ;;
+    'config diff') words='--help --json --expect-no-changes'; values='' ;;
     'config set') words='--help --env --secret'; values='--env|-e' ;;
     'config rm') words='--help --env'; values='--env|-e' ;;
     'config import-pulumi') words='--help --env --namespace'; values='--env|-e|--namespace' ;;

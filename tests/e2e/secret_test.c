@@ -115,6 +115,34 @@ Test(secret, a_secret_reaches_the_process_and_no_file_log_or_output)
     cr_assert_eq(tl_files_with(P.dir, CANARY, found, sizeof found), 0, "plaintext in: %s", found);
 }
 
+Test(secret, config_diff_compares_secrets_without_printing_them)
+{
+    set_secret();
+    clean(RUN(PASS, "config", "set", "token", CANARY, "--env", "staging", "--secret"));
+    clean(RUN(PASS, "config", "set", "token", CANARY "-prod", "--env", "prod", "--secret"));
+    /* the same plaintext under two nonces: the same value */
+    struct tl_res r = RUN(PASS, "config", "diff", "dev", "staging");
+    cr_assert(strstr(r.out, "dev and staging have the same config"), "%s", r.out);
+    clean(r);
+    r = RUN(PASS, "config", "diff", "staging", "prod");
+    cr_assert(strstr(r.out, "token") && strstr(r.out, "[secret]") &&
+                  strstr(r.out, "secrets differ") && strstr(r.out, "envs/staging.yaml:") &&
+                  strstr(r.out, "envs/prod.yaml:"),
+              "%s", r.out);
+    clean(r);
+    r = RUN(PASS, "config", "diff", "staging", "prod", "--expect-no-changes");
+    cr_assert_eq(r.code, 3, "%s", r.err);
+    tl_res_free(&r);
+    /* without the passphrase: told what could not be compared, exit 0 */
+    r = RUN(NOPASS, "config", "diff", "staging", "prod");
+    cr_assert(strstr(r.out, "not compared") && strstr(r.out, "PRENV_PASSPHRASE"), "%s", r.out);
+    clean(r);
+    r = RUN(PASS, "config", "diff", "staging", "prod", "--json");
+    cr_assert(strstr(r.out, "\"secret\": true, \"compared\": true"), "%s", r.out);
+    cr_assert(strstr(r.out, "\"a_from\": \"envs/staging.yaml:"), "%s", r.out);
+    clean(r);
+}
+
 Test(secret, a_changed_secret_is_an_update_and_the_process_gets_the_new_value)
 {
     set_secret();
