@@ -76,8 +76,8 @@ static const struct prov_prop schema[] = {
      "create the database as a copy of this one (a pre-seeded golden database); nobody may be "
      "connected to it meanwhile"},
     {"tags", PT_STRMAP, 0,
-     "recorded in the database's comment (JSON), with prenv_env and "
-     "prenv_resource"},
+     "recorded in the database's comment (JSON) over the environment's own tags "
+     "(Environment, Owner, CostCenter...), with prenv_env and prenv_resource"},
     {"connection_limit", PT_INT, 0, "most connections to the database at once (-1 = no limit)"},
     {"extensions", PT_STRLIST, 0, "extensions to create in the database, e.g. [pgcrypto]"},
     {NULL, 0, 0, NULL},
@@ -349,14 +349,22 @@ static void add_owner_keys(struct sb *b, const char *env, const char *res)
     add_json_clean(b, res);
 }
 
-/* build_comment: the database's comment; tags may be NULL; caller frees */
-static char *build_comment(const char *env, const char *res, const struct val *tags)
+/* build_comment: the database's comment: the env's tags (Environment, Owner,
+ * CostCenter...; see docs/cost.md), then the resource's `tags` over them;
+ * either may be NULL; caller frees */
+static char *build_comment(const char *env, const char *res, const struct val *env_tags,
+                           const struct val *tags)
 {
     struct sb b;
     sb_init(&b);
     add_owner_keys(&b, env, res);
-    for (size_t i = 0; tags && tags->kind == VAL_MAP && i < tags->u.map.n; i++) {
-        const struct val_entry *t = &tags->u.map.e[i];
+    struct val *all = val_map(NULL);
+    for (size_t i = 0; env_tags && env_tags->kind == VAL_MAP && i < env_tags->u.map.n; i++)
+        val_map_set(all, env_tags->u.map.e[i].key, NULL, val_clone(env_tags->u.map.e[i].v));
+    for (size_t i = 0; tags && tags->kind == VAL_MAP && i < tags->u.map.n; i++)
+        val_map_set(all, tags->u.map.e[i].key, NULL, val_clone(tags->u.map.e[i].v));
+    for (size_t i = 0; i < all->u.map.n; i++) {
+        const struct val_entry *t = &all->u.map.e[i];
         if (t->v->kind == VAL_NULL)
             continue;
         struct sb v;
@@ -368,8 +376,14 @@ static char *build_comment(const char *env, const char *res, const struct val *t
         add_json_clean(&b, v.buf);
         sb_release(&v);
     }
+    val_free(all);
     sb_addc(&b, '}');
     return sb_steal(&b);
+}
+
+static const struct val *env_tags(const struct prov_call *c)
+{
+    return c->host ? c->host->tags : NULL;
 }
 
 static char *build_role_comment(const char *env, const char *res)
@@ -463,7 +477,8 @@ static int check_tags(const struct prov_call *c, const struct val *tags, struct 
     }
     if (unknown)
         return 0;
-    char *comment = build_comment(c->env ? c->env : "", c->resource ? c->resource : "", tags);
+    char *comment =
+        build_comment(c->env ? c->env : "", c->resource ? c->resource : "", env_tags(c), tags);
     size_t n = strlen(comment);
     free(comment);
     if (n > COMMENT_MAX)
@@ -614,7 +629,7 @@ static int spec_init(struct spec *s, const struct prov_call *c, const struct val
         s->connlimit = lim->u.i;
     const struct val *x = val_map_get(props, "extensions");
     s->exts = x && x->kind == VAL_LIST ? x : NULL;
-    s->comment = build_comment(c->env, c->resource, val_map_get(props, "tags"));
+    s->comment = build_comment(c->env, c->resource, env_tags(c), val_map_get(props, "tags"));
     s->role_comment = build_role_comment(c->env, c->resource);
     return 0;
 }

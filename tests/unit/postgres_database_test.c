@@ -506,7 +506,12 @@ Test(postgres_database, comment_names_the_env_the_resource_and_the_tags)
 {
     struct val *p = yaml("tags:\n  team: shop\n  pr: 42\n");
     val_map_set(p, "server", NULL, val_str(admin_url(), NULL));
+    /* the env's own tags go in too; the resource's win over them */
+    struct val *et = yaml("Environment: pr-42\nCostCenter: cc-7\nteam: platform\n");
+    fx.host.tags = et;
     struct prov_result r = create("pr-42", fx.tok, p);
+    fx.host.tags = NULL;
+    val_free(et);
     char *comment = db_comment(out(&r, "name"));
     cr_assert_not_null(comment);
     cJSON *j = cJSON_Parse(comment);
@@ -515,6 +520,8 @@ Test(postgres_database, comment_names_the_env_the_resource_and_the_tags)
     cr_assert_str_eq(cJSON_GetObjectItem(j, "prenv_resource")->valuestring, fx.tok);
     cr_assert_str_eq(cJSON_GetObjectItem(j, "team")->valuestring, "shop");
     cr_assert_str_eq(cJSON_GetObjectItem(j, "pr")->valuestring, "42");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "Environment")->valuestring, "pr-42");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "CostCenter")->valuestring, "cc-7");
     cJSON_Delete(j);
     /* "pr-42" is not [a-z0-9]: the name gets a hash suffix, still readable */
     const char *name = out(&r, "name");
