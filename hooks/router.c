@@ -371,6 +371,11 @@ static void decide(struct proxy_req *r, void *ctx)
              NULL, a->basic ? "Basic realm=\"prenv\", charset=\"UTF-8\"" : "Bearer realm=\"prenv\"");
         return;
     }
+    /* the router's credentials are the router's: an app (a preview runs a
+     * pull request's code) never sees the token that opens every preview */
+    if (ei->kind >= 0 && ei->kind <= 2 &&
+        (rt->proj->router.access[ei->kind].token || rt->proj->router.access[ei->kind].basic))
+        proxy_req_strip_auth(r);
     proxy_req_set_tag(r, ei);
     ei->activity_ms = tm_now_ms();
     ei->dirty = true;

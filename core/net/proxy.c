@@ -132,6 +132,7 @@ struct proxy_req {
     struct upool *ups[MAX_UPS];
     unsigned nups, cur, tries;
     bool body_sent; /* request body bytes went upstream: no retry */
+    bool strip_auth; /* the proxy consumed Authorization: not forwarded */
     bool req_done;  /* the whole request was read from the client */
     bool sent_continue;
     bool connect_timed_out;
@@ -1103,7 +1104,8 @@ static void r_build_uh(struct proxy_req *r)
     for (size_t i = 0; i < head_n(h); i++) {
         const char *n = head_name(h, i);
         enum hopk k = hop_kind(n);
-        if (k != HK_KEEP || (has_conn && named_by_connection(h, n)))
+        if (k != HK_KEEP || (has_conn && named_by_connection(h, n)) ||
+            (r->strip_auth && !strcasecmp(n, "authorization")))
             continue;
         sb_adds(b, n);
         sb_adds(b, ": ");
@@ -2873,6 +2875,11 @@ bool proxy_req_gone(const struct proxy_req *r)
 void proxy_req_set_tag(struct proxy_req *r, void *tag)
 {
     r->tag = tag;
+}
+
+void proxy_req_strip_auth(struct proxy_req *r)
+{
+    r->strip_auth = true;
 }
 
 /* ---- answers ---- */

@@ -194,6 +194,9 @@ bool proxy_req_gone(const struct proxy_req *r);
 /* proxy_req_set_tag: an embedder pointer handed back in the log record
  * (e.g. the environment); it must stay valid until that log call. */
 void proxy_req_set_tag(struct proxy_req *r, void *tag);
+/* proxy_req_strip_auth: the Authorization header held credentials for the
+ * proxy itself: do not forward it upstream. */
+void proxy_req_strip_auth(struct proxy_req *r);
 
 /* ---- answers: exactly one per request; each consumes the obligation, after
  * which r must not be used. On a request that is gone they only release it.

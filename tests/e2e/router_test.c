@@ -247,6 +247,8 @@ Test(router, a_kind_with_a_token_lets_only_its_holders_through)
     free(body);
     body = NULL;
     cr_assert_eq(via_router("dev.shop.test", "/info", "Bearer s3cret", &body), 200);
+    cr_assert(strstr(body, "\"authorization\": null"), "the app never sees the router's token: %s",
+              body);
     free(body);
     body = NULL;
     /* basic credentials are for previews, not stages */
