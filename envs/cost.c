@@ -345,6 +345,7 @@ void cost_json(struct sb *out, const struct cost_row *rows, size_t n, const char
     sb_init(&t);
     sb_adds(out, "{\n  \"currency\": ");
     sb_add_json_str(out, card->currency);
+    sb_addf(out, ",\n  \"rate_card\": %s", card->set ? "true" : "false");
     sb_adds(out, ",\n  \"since\": ");
     if (from_ms > 0) {
         tm_rfc3339(&t, from_ms);

@@ -566,6 +566,7 @@ static int load_cost(struct project *p, struct err *e)
         p->cost.currency = xstrdup("");
         return 0;
     }
+    p->cost.set = true;
     int rc = schema_map(v, "'cost'", e);
     if (!rc)
         rc = schema_keys(v, keys, "'cost'", e);

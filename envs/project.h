@@ -94,6 +94,7 @@ struct github_conf {
 
 /* cost: the rate card (docs/cost.md). Rates are money per hour. */
 struct cost_card {
+    bool set;                 /* prenv.yaml has a cost: section */
     char *currency;           /* cost.currency, "" when unset */
     struct val *replica_hour; /* map of size -> number (a bare number is {default: n}) */
     double database_hour;     /* per postgres.database or sqlite.database */

@@ -19,6 +19,7 @@
 #include "ttl/reap.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1643,15 +1644,44 @@ static char *query_str(const char *query, const char *key)
     return NULL;
 }
 
-/* GET /api/v1/cost?by=TAG&since=DUR: `prenv cost --json` (docs/cost.md) */
+/* pct_decode: %XX escapes in place (an RFC 3339 time's ':' and '+' arrive
+ * encoded from browsers); a malformed escape is left as it is */
+static void pct_decode(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
+            char hex[3] = {r[1], r[2], 0};
+            *w++ = (char)strtol(hex, NULL, 16);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+}
+
+/* GET /api/v1/cost?by=TAG&since=DUR&until=TIME: `prenv cost --json`
+ * (docs/cost.md); the dashboard's cost columns */
 static void api_cost(struct serve *sv, struct http_req *req)
 {
     char *by = query_str(req->query, "by"), *since = query_str(req->query, "since");
+    char *until = query_str(req->query, "until");
     long long to = tm_now_ms(), from = 0;
     const char *why = NULL;
     struct cost_row *rows = NULL;
     size_t n = 0;
     struct err e = {0};
+    if (until)
+        pct_decode(until);
+    if (until && !tm_parse_rfc3339(until, &to)) {
+        char *msg = xasprintf("until: expects an RFC 3339 time such as 2026-11-01T00:00:00Z, "
+                              "not '%s'",
+                              until);
+        respond_error(req, 400, msg);
+        free(msg);
+        goto out;
+    }
     if (since && !dur_parse(since, &from, &why)) {
         char *msg = xasprintf("since: invalid duration '%s': %s", since, why);
         respond_error(req, 400, msg);
@@ -1684,6 +1714,7 @@ out:
     cost_rows_free(rows, n);
     free(by);
     free(since);
+    free(until);
 }
 
 static void api_envs(struct serve *sv, struct http_req *req)

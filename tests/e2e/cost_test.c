@@ -189,9 +189,12 @@ static const char *const DESTROYED =
     "\"replicas\": {\"large\": 1}, \"databases\": 0, \"asleep\": false},"
     "{\"time\": \"2026-01-01T03:00:00Z\", \"operation\": \"destroy\", \"result\": \"ok\"}]}\n";
 
+/* an env with nothing in it leaves no state: a database makes one */
+static const char *const DB_TPL = "resources:\n  db:\n    type: sqlite.database\n";
+
 static void cost_proj(void)
 {
-    tl_proj_new(&P, "resources: {}\n", NULL,
+    tl_proj_new(&P, DB_TPL, NULL,
                 "cost: {currency: EUR, replica_hour: {default: 0.5, large: 2}, "
                 "database_hour: 0.25}\n");
     tl_write(P.dir, ".prenv/history/destroyed.jsonl", DESTROYED);
@@ -202,7 +205,7 @@ Test(cost, known_history_gives_exact_cost_and_savings)
     cost_proj();
     struct tl_res r = RUN("cost", "--json", "--until", "2026-01-02T00:00:00Z");
     OK(r);
-    cr_assert(strstr(r.out, "\"currency\": \"EUR\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"currency\": \"EUR\",\n  \"rate_card\": true"), "%s", r.out);
     cr_assert(strstr(r.out, "\"env\": \"pr-1\", \"destroyed\": true"), "%s", r.out);
     cr_assert(strstr(r.out, "\"running_hours\": 6, \"asleep_hours\": 6, \"cost\": 9, "
                             "\"saved\": 6}"),
@@ -290,9 +293,31 @@ Test(cost, bad_rate_card_points_at_the_line)
     tl_res_free(&r);
 }
 
+/* a live env's history, written over the one `env up` left: 1 replica and a
+ * database, up 00:00, asleep from 02:00; at 06:00 that is 2 h running at
+ * 0.75/h and 4 h asleep at 0.25/h: cost 1.5 + 1 = 2.5, saved 4 h x 0.5 = 2 */
+static const char *const LIVE =
+    "{\"time\": \"2026-01-01T00:00:00Z\", \"operation\": \"up\", \"result\": \"ok\", "
+    "\"replicas\": {\"default\": 1}, \"databases\": 1, \"asleep\": false}\n"
+    "{\"time\": \"2026-01-01T02:00:00Z\", \"operation\": \"sleep\", \"result\": \"ok\", "
+    "\"replicas\": {\"default\": 1}, \"databases\": 1, \"asleep\": true}\n";
+
+static char *cost_api(const char *path, int want)
+{
+    char *body = NULL;
+    int st = tl_http(P.port_hi, "GET", path, NULL, NULL, 0, &body);
+    cr_assert_eq(st, want, "GET %s: %d, not %d\n%s", path, st, want, body ? body : "");
+    return body;
+}
+
 Test(cost, api_answers_the_same_report)
 {
     cost_proj();
+    /* the dashboard's cost columns: GET /api/v1/cost has a row per live env */
+    struct tl_res r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    tl_res_free(&r);
+    tl_write(P.dir, ".prenv/history/dev.jsonl", LIVE);
     logfile = xasprintf("%s/serve.log", P.dir);
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", P.port_hi);
@@ -316,5 +341,47 @@ Test(cost, api_answers_the_same_report)
     body = NULL;
     cr_assert_eq(tl_http(P.port_hi, "GET", "/api/v1/cost?by=nope", NULL, NULL, 0, &body), 400, "%s",
                  body);
+    free(body);
+    /* what the page asks for: per env, live and destroyed, with the card */
+    body = cost_api("/api/v1/cost?until=2026-01-01T06:00:00Z", 200);
+    cr_assert(strstr(body, "\"currency\": \"EUR\",\n  \"rate_card\": true,"), "%s", body);
+    cr_assert(strstr(body, "{\"env\": \"dev\", \"destroyed\": false, \"tags\": {") &&
+                  strstr(body, "\"running_hours\": 2, \"asleep_hours\": 4, \"cost\": 2.5, "
+                               "\"saved\": 2}"),
+              "%s", body);
+    /* pr-1 at 06:00: 4 h running, 2 h asleep: 5 + 0.5, saved 2; pr-2 as before */
+    cr_assert(strstr(body, "{\"env\": \"pr-1\", \"destroyed\": true,") &&
+                  strstr(body, "\"total\": {\"running_hours\": 9, \"asleep_hours\": 6, "
+                               "\"cost\": 14, \"saved\": 4}"),
+              "%s", body);
+    free(body);
+    /* a browser sends the colons encoded */
+    body = cost_api("/api/v1/cost?until=2026-01-01T06%3A00%3A00Z", 200);
+    cr_assert(strstr(body, "\"until\": \"2026-01-01T06:00:00Z\""), "%s", body);
+    free(body);
+    body = cost_api("/api/v1/cost?until=tomorrow", 400);
+    cr_assert(strstr(body, "until: expects an RFC 3339 time") && strstr(body, "'tomorrow'"), "%s",
+              body);
+    free(body);
+}
+
+Test(cost, api_without_a_rate_card_says_so)
+{
+    tl_proj_new(&P, DB_TPL, NULL, NULL);
+    struct tl_res r = RUN("env", "up", "dev", "--yes");
+    OK(r);
+    tl_res_free(&r);
+    logfile = xasprintf("%s/serve.log", P.dir);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", P.port_hi);
+    server_pid = tl_spawn(&P, (const char *const[]){"serve", "--listen", listen, NULL},
+                          (const char *const[]){"PRENV_GITHUB_WEBHOOK_SECRET=s", NULL}, logfile);
+    cr_assert(tl_wait_http(P.port_hi, "/healthz", 15000), "the server did not start:\n%s",
+              tl_read(logfile));
+    /* the page shows no cost columns (only a hint) when rate_card is false */
+    char *body = cost_api("/api/v1/cost", 200);
+    cr_assert(strstr(body, "\"currency\": \"\",\n  \"rate_card\": false,") &&
+                  strstr(body, "{\"env\": \"dev\", \"destroyed\": false,"),
+              "%s", body);
     free(body);
 }

@@ -314,9 +314,10 @@ Test(router, the_dashboard_and_its_api_answer)
     free(body);
 }
 
-Test(router, the_dashboard_in_a_real_browser_lists_envs_and_extends_one)
+Test(router, the_dashboard_in_a_real_browser_lists_envs_with_cost_and_extends_one)
 {
-    setup(NULL);
+    /* dear enough that seconds of two replicas show on the page */
+    setup("cost: {currency: EUR, replica_hour: 3600}\n");
     tl_write(P.dir, "envs/preview.yaml", "imports: [base]\nvalues: {host: pr-7.shop.test}\n");
     struct tl_res r = RUN("env", "up", "pr-7", "--yes");
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -330,7 +331,7 @@ Test(router, the_dashboard_in_a_real_browser_lists_envs_and_extends_one)
     /* the screenshots are the test's artifacts: kept in the build tree */
     char *dir = xasprintf("%s/test-artifacts", PRENV_BUILD_DIR);
     char *cmd = xasprintf("mkdir -p '%s' && PRENV_NODE_MODULES='%s' node '%s/tests/browser/"
-                          "dashboard.mjs' http://127.0.0.1:%d tok pr-7 '%s/dashboard.png' 2>&1",
+                          "dashboard.mjs' http://127.0.0.1:%d tok pr-7 '%s/dashboard.png' EUR 2>&1",
                           dir, mods, PRENV_SRC, api_port, dir);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
