@@ -69,6 +69,9 @@ static int exec_cost(struct cmd_ctx *c, void *vo, int argc, char **argv)
                                o->by);
         goto out;
     }
+    if (!p->cost.set && !o->json)
+        cmd_warn(c, "prenv.yaml has no cost: rate card, so every figure is 0; add one "
+                    "(docs/cost.md) to price the hours below");
     struct sb out;
     sb_init(&out);
     if (o->json) {

@@ -371,6 +371,12 @@ Test(cost, api_without_a_rate_card_says_so)
     struct tl_res r = RUN("env", "up", "dev", "--yes");
     OK(r);
     tl_res_free(&r);
+    /* the CLI prints its table, and says why it is all zeros */
+    r = RUN("cost");
+    OK(r);
+    cr_assert(strstr(r.err, "no cost: rate card"), "%s", r.err);
+    cr_assert(strstr(r.out, "dev"), "%s", r.out);
+    tl_res_free(&r);
     logfile = xasprintf("%s/serve.log", P.dir);
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", P.port_hi);
