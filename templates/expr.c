@@ -19,8 +19,8 @@ struct operand {
 };
 
 struct part {
-    char *lit;            /* literal text, or NULL for a `${...}` */
-    struct operand *ops;  /* the operands of a `${...}`, at least one */
+    char *lit;           /* literal text, or NULL for a `${...}` */
+    struct operand *ops; /* the operands of a `${...}`, at least one */
     size_t nops;
 };
 
