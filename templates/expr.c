@@ -12,9 +12,16 @@
 
 #define EXPR_MAX_SEGS 32
 
-struct part {
-    char *lit; /* literal text, or NULL for a reference */
+/* one operand of `A ?? B ?? "c"`: a reference, or a quoted string */
+struct operand {
+    char *str; /* the quoted string's text (unescaped), or NULL for a reference */
     struct expr_ref ref;
+};
+
+struct part {
+    char *lit;           /* literal text, or NULL for a `${...}` */
+    struct operand *ops; /* the operands of a `${...}`, at least one */
+    size_t nops;
 };
 
 struct parsed {
@@ -34,8 +41,11 @@ static void parsed_release(struct parsed *p)
 {
     for (size_t i = 0; i < p->n; i++) {
         free(p->parts[i].lit);
-        if (!p->parts[i].lit)
-            ref_release(&p->parts[i].ref);
+        for (size_t k = 0; k < p->parts[i].nops; k++) {
+            free(p->parts[i].ops[k].str);
+            ref_release(&p->parts[i].ops[k].ref);
+        }
+        free(p->parts[i].ops);
     }
     free(p->parts);
 }
@@ -156,6 +166,135 @@ static void add_lit(struct parsed *p, const char *s, size_t n)
     p->parts[p->n++].lit = xstrndup(s, n);
 }
 
+/* the end of a quoted string starting at t[i] (the quote): the index of the
+ * closing quote, or n when there is none; a backslash escapes what follows */
+static size_t quote_end(const char *t, size_t n, size_t i)
+{
+    char q = t[i++];
+    while (i < n && t[i] != q)
+        i += t[i] == '\\' && i + 1 < n ? 2 : 1;
+    return i;
+}
+
+/* where the `${` body starting at t[i] ends: the index of its `}` outside
+ * quotes, or n */
+static size_t body_end(const char *t, size_t n, size_t i)
+{
+    while (i < n && t[i] != '}') {
+        if (t[i] == '"' || t[i] == '\'') {
+            i = quote_end(t, n, i);
+            if (i >= n)
+                return n;
+        }
+        i++;
+    }
+    return i;
+}
+
+/* does t[0..n) hold a '?' outside quotes (a `??` mistyped)? */
+static bool bare_question(const char *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '"' || t[i] == '\'')
+            i = quote_end(t, n, i);
+        else if (t[i] == '?')
+            return true;
+    }
+    return false;
+}
+
+/* the quoted string t[0..n) (quotes included) into *out, escapes undone */
+static int parse_string(char **out, const char *t, size_t n, const char *whole,
+                        const struct pos *at, struct err *e)
+{
+    size_t end = quote_end(t, n, 0);
+    if (end >= n)
+        return err_set(e, PE_CONFIG, at, "unterminated string in '${%s}'", whole);
+    if (end + 1 != n)
+        return err_set(e, PE_CONFIG, at,
+                       "unexpected text after the string in '${%s}' (operands are joined "
+                       "with '?\?')",
+                       whole);
+    struct sb b;
+    sb_init(&b);
+    for (size_t i = 1; i < end; i++) {
+        if (t[i] == '\\') {
+            i++;
+            if (t[i] != '\\' && t[i] != '"' && t[i] != '\'') {
+                sb_release(&b);
+                return err_set(e, PE_CONFIG, at,
+                               "unknown escape '\\%c' in '${%s}' (strings know \\\\, \\\" "
+                               "and \\')",
+                               t[i], whole);
+            }
+        }
+        sb_addc(&b, t[i]);
+    }
+    *out = sb_steal(&b);
+    return 0;
+}
+
+/* the body of one `${...}`, t[a..b) trimmed, at byte offset a of s: split at
+ * `??` outside quotes into operands */
+static int parse_body(struct part *pt, const struct val *s, size_t a, size_t b,
+                      const struct pos *dollar, struct err *e)
+{
+    const char *t = s->u.str.s;
+    char *whole = xstrndup(t + a, b - a);
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = a; !rc;) {
+        size_t j = i;
+        while (j < b && !(t[j] == '?' && j + 1 < b && t[j + 1] == '?')) {
+            if (t[j] == '"' || t[j] == '\'')
+                j = quote_end(t, b, j);
+            j += j < b;
+        }
+        size_t oa = i, ob = j;
+        while (oa < ob && isspace((unsigned char)t[oa]))
+            oa++;
+        while (ob > oa && isspace((unsigned char)t[ob - 1]))
+            ob--;
+        bool last = j >= b;
+        struct pos at = pt->nops ? pos_at(s, oa) : *dollar;
+        XGROW(pt->ops, cap, pt->nops + 1);
+        struct operand *op = &pt->ops[pt->nops++];
+        memset(op, 0, sizeof *op);
+        op->ref.text = xstrndup(t + oa, ob - oa);
+        op->ref.pos = at;
+        op->ref.optional = !last;
+        if (oa == ob && (pt->nops > 1 || !last))
+            rc = err_set(e, PE_CONFIG, &at,
+                         pt->nops > 1 ? "expected a reference or a quoted string after '?\?' "
+                                        "in '${%s}'"
+                                      : "expected a reference before '?\?' in '${%s}'",
+                         whole);
+        else if (t[oa] == '"' || t[oa] == '\'') {
+            if (pt->nops == 1)
+                rc = err_set(e, PE_CONFIG, &at,
+                             "'${%s}' must start with a reference; a quoted string is only a "
+                             "default after '?\?'",
+                             whole);
+            else if (!last)
+                rc = err_set(e, PE_CONFIG, &at,
+                             "'?\?' after a string in '${%s}': a string always exists, so what "
+                             "follows is never used",
+                             whole);
+            else
+                rc = parse_string(&op->str, t + oa, ob - oa, whole, &at, e);
+        } else if (bare_question(t + oa, ob - oa))
+            rc = err_set(e, PE_CONFIG, &at,
+                         "unexpected '?' in '${%s}' (a default is written A ?\? B)", whole);
+        else
+            rc = parse_path(&op->ref, t + oa, ob - oa, &at, e);
+        if (last)
+            break;
+        i = j + 2;
+    }
+    free(whole);
+    return rc;
+}
+
 static int parse_str(struct parsed *p, const struct val *s, struct err *e)
 {
     const char *t = s->u.str.s;
@@ -171,9 +310,7 @@ static int parse_str(struct parsed *p, const struct val *s, struct err *e)
         }
         if (t[i] == '$' && i + 1 < n && t[i + 1] == '{') {
             struct pos at = pos_at(s, i);
-            size_t j = i + 2;
-            while (j < n && t[j] != '}')
-                j++;
+            size_t j = body_end(t, n, i + 2);
             if (j >= n) {
                 parsed_release(p);
                 return err_set(e, PE_CONFIG, &at, "unterminated '${' (missing '}')");
@@ -187,9 +324,7 @@ static int parse_str(struct parsed *p, const struct val *s, struct err *e)
             XGROW(p->parts, p->cap, p->n + 1);
             struct part *pt = &p->parts[p->n++];
             memset(pt, 0, sizeof *pt);
-            pt->ref.text = xstrndup(t + a, b - a);
-            pt->ref.pos = at;
-            int rc = parse_path(&pt->ref, t + a, b - a, &at, e);
+            int rc = parse_body(pt, s, a, b, &at, e);
             if (rc) {
                 parsed_release(p);
                 return rc;
@@ -261,11 +396,11 @@ int expr_walk(struct val **out, const struct val *root, const struct expr_ref *r
                 const char *s = str_closest(sg->key, keys, v->u.map.n);
                 int rc;
                 if (s)
-                    rc = err_set(e, PE_CONFIG, &ref->pos,
+                    rc = err_set(e, PE_MISSING, &ref->pos,
                                  "unknown %s key '%s' in '${%s}' (did you mean '%s'?)", what,
                                  sg->key, ref->text, s);
                 else
-                    rc = err_set(e, PE_CONFIG, &ref->pos, "unknown %s key '%s' in '${%s}'",
+                    rc = err_set(e, PE_MISSING, &ref->pos, "unknown %s key '%s' in '${%s}'",
                                  what, sg->key, ref->text);
                 free(keys);
                 return rc;
@@ -276,7 +411,7 @@ int expr_walk(struct val **out, const struct val *root, const struct expr_ref *r
                 return err_set(e, PE_CONFIG, &ref->pos, "in '${%s}': cannot index a %s",
                                ref->text, val_kind_name(v->kind));
             if ((size_t)sg->index >= v->u.list.n)
-                return err_set(e, PE_CONFIG, &ref->pos,
+                return err_set(e, PE_MISSING, &ref->pos,
                                "in '${%s}': index %lld is out of range (the list has %zu items)",
                                ref->text, sg->index, v->u.list.n);
             v = v->u.list.v[sg->index];
@@ -286,6 +421,36 @@ int expr_walk(struct val **out, const struct val *root, const struct expr_ref *r
     if (root->secret)
         (*out)->secret = 1;
     return 0;
+}
+
+/* the value of one `${...}`: its first operand that exists. A PE_MISSING
+ * that no `??` catches becomes PE_CONFIG, so a missing value inside a config
+ * value that A refers to is an error, not a reason to use B. */
+static int eval_part(struct val **out, const char **which, const struct part *pt,
+                     expr_lookup_fn lookup, void *ctx, struct err *e)
+{
+    for (size_t k = 0; k < pt->nops; k++) {
+        const struct operand *op = &pt->ops[k];
+        *which = op->ref.text;
+        if (op->str) {
+            *out = val_str(op->str, NULL);
+            return 0;
+        }
+        *out = NULL;
+        int rc = lookup(ctx, &op->ref, out, e);
+        if (!rc)
+            return 0;
+        val_free(*out);
+        *out = NULL;
+        if (rc == PE_MISSING && e->code == PE_MISSING && op->ref.optional) {
+            err_release(e);
+            continue;
+        }
+        if (e->code == PE_MISSING)
+            e->code = PE_CONFIG;
+        return rc == PE_MISSING ? PE_CONFIG : rc;
+    }
+    return err_set(e, PE_INTERNAL, NULL, "empty reference chain"); /* not reached */
 }
 
 static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup, void *ctx,
@@ -301,7 +466,8 @@ static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup
         return rc;
     if (p.n == 1 && !p.parts[0].lit) {
         struct val *v = NULL;
-        rc = lookup(ctx, &p.parts[0].ref, &v, e);
+        const char *which;
+        rc = eval_part(&v, &which, &p.parts[0], lookup, ctx, e);
         if (!rc) {
             if (s->secret)
                 v->secret = 1;
@@ -326,14 +492,15 @@ static int eval_str(struct val **out, const struct val *s, expr_lookup_fn lookup
             continue;
         }
         struct val *v = NULL;
-        rc = lookup(ctx, &p.parts[i].ref, &v, e);
+        const char *which = NULL;
+        rc = eval_part(&v, &which, &p.parts[i], lookup, ctx, e);
         if (rc)
             break;
         if (v->secret)
             secret = true;
         if (val_has_unknown(v)) {
             unknown = true;
-            sb_addf(&waits, "%s%s", waits.len ? ", " : "", p.parts[i].ref.text);
+            sb_addf(&waits, "%s%s", waits.len ? ", " : "", which);
         } else if (v->encrypted) {
             /* a sealed secret is not opened here: the result is the sealed
              * concatenation of the text so far, it and what follows */
@@ -424,8 +591,9 @@ int expr_visit(const struct val *v, expr_visit_fn visit, void *ctx, struct err *
         if (rc)
             return rc;
         for (size_t i = 0; !rc && i < p.n; i++)
-            if (!p.parts[i].lit)
-                rc = visit(ctx, &p.parts[i].ref, e);
+            for (size_t k = 0; !rc && k < p.parts[i].nops; k++)
+                if (!p.parts[i].ops[k].str)
+                    rc = visit(ctx, &p.parts[i].ops[k].ref, e);
         parsed_release(&p);
         return rc;
     }

@@ -424,7 +424,12 @@ static int lookup(void *vctx, const struct expr_ref *ref, struct val **out, stru
     if (base || !strcmp(root, "env") || !strcmp(root, "pr") || !strcmp(root, "artifact") ||
         !strcmp(root, "project")) {
         if (!base) {
-            /* pr.* outside a preview, artifact.* without an artifact: null */
+            /* pr.* outside a preview, artifact.* without an artifact: null,
+             * or, before a `??`, missing so the default is used */
+            if (ref->optional)
+                return err_set(e, PE_MISSING, &ref->pos, "'${%s}': %s", ref->text,
+                               !strcmp(root, "artifact") ? "no artifact is pinned"
+                                                         : "not a pull request preview");
             *out = val_null(&ref->pos);
             return 0;
         }

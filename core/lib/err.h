@@ -43,7 +43,8 @@ struct pos {
     X(PE_LIMIT, -1012, "limit exceeded")                                                          \
     X(PE_SECRET, -1013, "secret unavailable")                                                     \
     X(PE_TIMEOUT, -1014, "timed out")                                                             \
-    X(PE_DRIFT, -1015, "drift detected")
+    X(PE_DRIFT, -1015, "drift detected")                                                          \
+    X(PE_MISSING, -1016, "no such value")
 
 enum pe_code {
 #define PE_ENUM(name, val, desc) name = val,

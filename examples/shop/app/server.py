@@ -8,19 +8,25 @@ Environment (set by the template, templates/shop.yaml):
   LOG_LEVEL        debug, info, warning or error (default info)
   STAGE            the environment's name: dev, staging, pr-42, sb-alice...
   ITEMS_PAGE_SIZE  the most rows /api/items and /api/customers return at once (default 50)
+  APP_VERSION      the build's version (prenv's ${artifact.version}; "dev" from the source tree)
+  PAYMENT_API_KEY  the payment provider's key (config `payment_key`, a secret in staging
+                   and prod); never logged or served, only whether it is set and the first
+                   8 hex digits of its SHA-256, to tell which key a replica has
 
 Routes (GET or HEAD):
   /healthz         200 {"status": "ok"} when the database is reachable and migrated, else 503
   /api/items       the items (?limit=N&offset=M)
   /api/customers   the customers (?limit=N&offset=M)
   /api/stats       row counts of customers, items and orders
-  /api/info        stage, log level, pid, port, database backend, item count, Python version
+  /api/info        stage, version, log level, pid, port, database backend, item count, Python
+                   version, and whether PAYMENT_API_KEY is set
 
 The rows come from the seed.synthetic resource (seeds/shop.yaml); the schema
 from migrate.py. With PostgreSQL each request opens its own connection.
 
 SIGTERM or SIGINT stops it cleanly (exit 0).
 """
+import hashlib
 import json
 import logging
 import os
@@ -58,6 +64,13 @@ class Config:
             self.page_size = max(1, int(environ.get("ITEMS_PAGE_SIZE", "50")))
         except ValueError:
             self.page_size = 50
+        self.version = environ.get("APP_VERSION", "").strip() or "dev"
+        # the key itself stays in the environment; only a fingerprint is kept
+        key = environ.get("PAYMENT_API_KEY", "")
+        self.payment_key = {
+            "set": bool(key),
+            "sha256_8": hashlib.sha256(key.encode()).hexdigest()[:8] if key else None,
+        }
 
 
 TABLES = ("customers", "items", "orders")
@@ -240,6 +253,7 @@ class Handler(BaseHTTPRequestHandler):
             count = None
         self.send_json(200, {
             "app": "shop",
+            "version": cfg.version,
             "stage": cfg.stage,
             "log_level": cfg.log_level_name,
             "pid": os.getpid(),
@@ -247,6 +261,7 @@ class Handler(BaseHTTPRequestHandler):
             "backend": cfg.db.backend,
             "items": count,
             "page_size": cfg.page_size,
+            "payment_key": cfg.payment_key,
             "python": platform.python_version(),
             "uptime_s": round(time.monotonic() - self.server.started, 3),
         })
@@ -288,9 +303,10 @@ def main():
     signal.signal(signal.SIGINT, stop)
 
     ok, detail = server.store.health()
-    log.log(logging.INFO if ok else logging.WARNING, "stage %s listening on http://127.0.0.1:%d "
-            "(pid %d, %s database %s: %s)", cfg.stage, cfg.port, os.getpid(), cfg.db.backend,
-            cfg.db, detail)
+    log.log(logging.INFO if ok else logging.WARNING, "stage %s version %s listening on "
+            "http://127.0.0.1:%d (pid %d, %s database %s: %s; payment key %s)", cfg.stage,
+            cfg.version, cfg.port, os.getpid(), cfg.db.backend, cfg.db, detail,
+            "set" if cfg.payment_key["set"] else "not set")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
