@@ -31,7 +31,7 @@ static struct tl_proj P;
 
 static void fini(void)
 {
-    tl_proj_free(&P); /* destroys every env, prod with --ignore-protect */
+    tl_proj_free(&P); /* destroys every env, prod with --unprotect */
 }
 
 TestSuite(example, .fini = fini, .timeout = 300);
@@ -310,12 +310,12 @@ Test(example, the_readme_walkthrough_secret_artifact_promotion_diff_and_cost)
     cr_assert_eq(tl_files_with(P.dir, CANARY_PROD, found, sizeof found), 0, "plaintext in: %s",
                  found);
 
-    /* tear down: prod needs --ignore-protect; then nothing is left */
+    /* tear down: prod needs --unprotect; then nothing is left */
     clean_free(RUN("env", "destroy", "staging", "--yes"));
     r = RUN("env", "destroy", "prod", "--yes");
     cr_assert_neq(r.code, 0, "prod is protected");
     tl_res_free(&r);
-    clean_free(RUN("env", "destroy", "prod", "--yes", "--ignore-protect"));
+    clean_free(RUN("env", "destroy", "prod", "--yes", "--unprotect"));
     r = clean(RUN("env", "list", "--json"));
     cr_assert(strstr(r.out, "[]"), "%s", r.out);
     tl_res_free(&r);
