@@ -179,7 +179,18 @@ static int exec_show(struct cmd_ctx *c, void *vo, int argc, char **argv)
         lifecycle_lines(c, oe);
         if (st->sha)
             printf("  %-10s %s\n", "sha", st->sha);
-        if (st->artifact) {
+        if (st->artifact && st->artifact->kind == VAL_MAP) {
+            /* name version, the digest whole (it is what people compare),
+             * where it came from and, after a promotion, from which env */
+            const struct val *a = st->artifact;
+            printf("  %-10s %s %s %s\n", "artifact", val_map_str(a, "name", "?"),
+                   val_map_str(a, "version", "?"), val_map_str(a, "digest", "?"));
+            printf("  %-10s from %s", "", val_map_str(a, "uri", "?"));
+            const char *pf = val_map_str(a, "promoted_from", NULL);
+            if (pf)
+                printf(", promoted from %s", pf);
+            printf("\n");
+        } else if (st->artifact) {
             struct sb a;
             sb_init(&a);
             ui_value(&a, st->artifact, 200);

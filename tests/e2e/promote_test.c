@@ -247,6 +247,15 @@ Test(promote, approval_needs_someone_else_and_the_target_runs_the_same_bytes)
     tl_res_free(&r);
     assert_ran("prod", hex);
 
+    /* env show names the build, its whole digest and where it came from */
+    r = RUN("env", "show", "prod");
+    OK(r);
+    char *line = xasprintf("artifact   shop 2.0.0 sha256:%s\n", hex);
+    cr_assert(strstr(r.out, line), "%s", r.out);
+    cr_assert(strstr(r.out, ", promoted from staging\n"), "%s", r.out);
+    free(line);
+    tl_res_free(&r);
+
     /* the history of prod says who asked, who approved, and what */
     r = RUN("env", "show", "prod", "--json", "--history", "20");
     OK(r);
