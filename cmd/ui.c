@@ -160,6 +160,42 @@ void ui_summary(struct sb *out, const int done[OP_COUNT], long long ms)
     dur_fmt_secs(out, ms);
 }
 
+/* plan_change: "path: old -> new"; two maps are followed key by key, so a
+ * changed env var (a secret's included) is named instead of being lost in
+ * a cut-off map */
+static void plan_change(const char *path, const struct val *ov, const struct val *nv, int depth)
+{
+    if (ov && nv && ov->kind == VAL_MAP && nv->kind == VAL_MAP && depth < 4) {
+        for (int pass = 0; pass < 2; pass++) {
+            const struct val *m = pass ? nv : ov;
+            for (size_t i = 0; i < m->u.map.n; i++) {
+                const char *key = m->u.map.e[i].key;
+                const struct val *a = val_map_get(ov, key), *b = val_map_get(nv, key);
+                if ((pass && a) || (a && b && val_equal(a, b)))
+                    continue;
+                char *sub = xasprintf("%s.%s", path, key);
+                plan_change(sub, a, b, depth + 1);
+                free(sub);
+            }
+        }
+        return;
+    }
+    struct sb a, n;
+    sb_init(&a);
+    sb_init(&n);
+    if (ov)
+        ui_value(&a, ov, 60);
+    else
+        sb_adds(&a, "(none)");
+    if (nv)
+        ui_value(&n, nv, 60);
+    else
+        sb_adds(&n, "(none)");
+    printf("       %s: %s -> %s\n", path, a.buf, n.buf);
+    sb_release(&a);
+    sb_release(&n);
+}
+
 void ui_plan(struct cmd_ctx *c, const struct op_env *oe, const struct plan *p)
 {
     const char *b = cmd_c(c, "\033[1m"), *off = cmd_c(c, "\033[0m"), *dim = cmd_c(c, "\033[2m");
@@ -192,22 +228,9 @@ void ui_plan(struct cmd_ctx *c, const struct op_env *oe, const struct plan *p)
             }
         }
         for (size_t k = 0; k < s->nchanged; k++) {
-            struct sb a, n;
-            sb_init(&a);
-            sb_init(&n);
             const struct val *ov = s->old ? val_map_get(s->old, s->changed[k]) : NULL;
             const struct val *nv = s->props ? val_map_get(s->props, s->changed[k]) : NULL;
-            if (ov)
-                ui_value(&a, ov, 60);
-            else
-                sb_adds(&a, "(none)");
-            if (nv)
-                ui_value(&n, nv, 60);
-            else
-                sb_adds(&n, "(none)");
-            printf("       %s: %s -> %s\n", s->changed[k], a.buf, n.buf);
-            sb_release(&a);
-            sb_release(&n);
+            plan_change(s->changed[k], ov, nv, 0);
         }
     }
 }

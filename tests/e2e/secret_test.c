@@ -150,6 +150,8 @@ Test(secret, a_changed_secret_is_an_update_and_the_process_gets_the_new_value)
     clean(RUN(PASS, "config", "set", "token", "-", "--env", "dev", "--secret"));
     struct tl_res r = RUN(NOPASS, "env", "plan", "dev");
     cr_assert(strstr(r.out, "1 to update"), "%s", r.out);
+    cr_assert(strstr(r.out, "env.GREETING: \"[secret]\" -> \"[secret]\"\n"),
+              "the plan names the changed variable: %s", r.out);
     tl_res_free(&r);
     clean(RUN(PASS, "env", "up", "dev", "--yes"));
     r = RUN(NOPASS, "env", "show", "dev", "--json");
