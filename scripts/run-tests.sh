@@ -26,6 +26,11 @@ else
     status=1
 fi
 export PRENV_TEST_PG_REQUIRED=1
+# GitHub's example payloads (npm), fetched once before the parallel tests ask
+if ! "$(dirname "$0")/test-deps.sh" >/dev/null; then
+    echo "run-tests: cannot fetch the npm test data (scripts/test-deps.sh)" >&2
+    status=1
+fi
 # what was there before the suite is not the suite's to answer for (a run
 # killed earlier, another checkout's run); only what it adds is checked
 dirs_before=$(ls -d /tmp/prenv-test-* 2>/dev/null | sort || true)

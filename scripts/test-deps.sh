@@ -6,6 +6,11 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir="$top/build/npm"
 idx="$dir/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
+# tests that need the examples run in parallel: one installs, the others wait
+# for it (two npm installs into one prefix remove each other's files)
+mkdir -p "$top/build"
+exec 9>"$top/build/.npm.lock"
+flock 9
 if [ ! -f "$idx" ]; then
     if ! command -v npm >/dev/null 2>&1; then
         echo "test-deps: npm is missing; run scripts/deps.sh" >&2
