@@ -1166,6 +1166,18 @@ static void c_arm_stream(struct cconn *c)
         uv_timer_stop(&c->timer);
 }
 
+/* c_arm_tail: in C_IDLE or C_LINGER, the response before may still wait in
+ * the queue: its client is not idle but reading, with client_timeout_ms to
+ * move; the idle (or linger) wait starts once the queue is empty */
+static void c_arm_tail(struct cconn *c)
+{
+    struct proxy *p = c->p;
+    if (c->wq > 0)
+        c_arm(c, p->lim.client_timeout_ms);
+    else
+        c_arm(c, c->phase == C_LINGER ? LINGER_MS : p->lim.idle_timeout_ms);
+}
+
 static void count_status(struct proxy *p, int status)
 {
     int cls = status / 100;
@@ -1275,7 +1287,7 @@ static void c_linger(struct cconn *c)
         c_close(c);
         return;
     }
-    c_arm(c, LINGER_MS);
+    c_arm_tail(c);
 }
 
 /* c_finish: the response is whole (queued): log, then the next request or
@@ -1295,7 +1307,7 @@ static void c_next(struct cconn *c)
 {
     c->served++;
     c->phase = C_IDLE;
-    c_arm(c, c->p->lim.idle_timeout_ms);
+    c_arm_tail(c);
     c_drive(c);
 }
 
@@ -1647,6 +1659,11 @@ static void c_on_timer(uv_timer_t *t)
 {
     struct cconn *c = t->data;
     struct proxy *p = c->p;
+    if ((c->phase == C_IDLE || c->phase == C_LINGER) && c->wq > 0) {
+        p->stats.client_timeouts++; /* the last response's tail went unread */
+        c_close(c);
+        return;
+    }
     switch (c->phase) {
     case C_IDLE:
         if (c->served == 0)
@@ -2523,6 +2540,10 @@ static void u_tunnel_eof(struct uconn *u)
 
 static void c_drained(struct cconn *c)
 {
+    if (c->phase == C_IDLE || c->phase == C_LINGER) { /* the last response's tail moved */
+        c_arm_tail(c);
+        return;
+    }
     if (c->phase == C_TUNNEL) {
         if (c->tun)
             u_sync_read(c->tun);
@@ -2827,9 +2848,14 @@ void proxy_close(struct proxy *p, unsigned deadline_ms, void (*cb)(struct proxy 
     }
     uv_timer_stop(&p->accept_timer);
     pools_close(p);
-    for (struct cconn *c = p->conns; c; c = c->next)
-        if (c->phase == C_IDLE)
+    for (struct cconn *c = p->conns; c; c = c->next) {
+        if (c->phase != C_IDLE)
+            continue;
+        if (c->wq > 0)
+            c_linger(c); /* its last response is still going out: FIN after it */
+        else
             c_close(c);
+    }
     if (p->nconns > 0)
         uv_timer_start(&p->deadline_timer, on_deadline, deadline_ms, 0);
     p_maybe_done(p);

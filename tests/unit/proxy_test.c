@@ -61,6 +61,7 @@ struct ups {
     atomic_int reqs;      /* requests seen */
     atomic_int body_seen; /* first body byte of a /upload arrived */
     atomic_int release;   /* a /slow request may be answered */
+    atomic_int big_sent;  /* a /big response went whole into the socket */
     pthread_mutex_t mu;
     pthread_t cth[MAX_UCONNS];
     int cfd[MAX_UCONNS];
@@ -236,8 +237,8 @@ static void u_serve(struct uc *c, const char *head, const char *path, size_t ble
     } else if (strcmp(path, "/big") == 0) {
         char *big = pattern(BIG);
         snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", BIG);
-        if (sends(fd, b))
-            sendall(fd, big, BIG);
+        if (sends(fd, b) && sendall(fd, big, BIG))
+            atomic_store(&c->u->big_sent, 1);
         free(big);
     } else if (strcmp(path, "/die") == 0) {
         sends(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
@@ -1798,4 +1799,105 @@ Test(proxy, proxy_close_finishes_requests_in_flight_and_cuts_them_at_the_deadlin
     cr_assert_eq(f.stats.upstream_conns_open, 0);
     cr_assert_eq(f.stats.responses[2], 1);
     cr_assert_eq(atomic_load(&f.logs), 2);
+}
+
+/* a keep-alive client still reading its response is not idle: the proxy
+ * has the whole response (buffer_bytes is large) but the client takes
+ * longer than idle_timeout_ms to read the rest; it must get every byte */
+static void slow_tail(struct fx *f, const char *request, unsigned pause_ms)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    int rcv = 16384;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    bool ok = sends(c.fd, request);
+    char *e = NULL;
+    while (ok && !(e = c.len ? memmem(c.buf, c.len, "\r\n\r\n", 4) : NULL))
+        ok = cl_fill(&c);
+    if (e)
+        cl_consume(&c, (size_t)(e - c.buf) + 4);
+    /* the upstream is done; the client now reads nothing for longer than
+     * idle_timeout_ms: the slow reader this test is about */
+    CHECK(f, wait_flag(&f->up[0].big_sent, 1), "the upstream did not send it all");
+    usleep(pause_ms * 1000);
+    size_t got = 0;
+    uint32_t sum = FNV0;
+    while (ok && got < BIG) {
+        if (!c.len && !cl_fill(&c))
+            break;
+        size_t k = c.len < BIG - got ? c.len : BIG - got;
+        sum = fnv(c.buf, k, sum);
+        got += k;
+        cl_consume(&c, k);
+    }
+    char *want = pattern(BIG);
+    CHECK(f, got == BIG, "got %zu of %zu bytes", got, BIG);
+    CHECK(f, got != BIG || sum == fnv(want, BIG, FNV0), "body differs");
+    free(want);
+    cl_close(&c);
+}
+
+static void c_slow_tail(struct fx *f)
+{
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 1000);
+}
+
+/* the same with the connection's last response, after which it lingers */
+static void c_slow_last(struct fx *f)
+{
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 3000);
+}
+
+Test(proxy, a_client_still_reading_its_last_response_is_not_cut)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20;
+    fx_run(&f, c_slow_last);
+}
+
+Test(proxy, a_client_still_reading_its_response_is_not_idle)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20; /* the proxy takes the whole response at once */
+    f.lim.idle_timeout_ms = 200;
+    fx_run(&f, c_slow_tail);
+}
+
+/* proxy_close while a response is whole in the proxy's queue but not yet
+ * read by its client: the connection is not idle, the response goes out */
+static void c_close_tail(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    int rcv = 16384;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    bool ok = sends(c.fd, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(f, wait_flag(&f->logs, 1), "the response never went whole into the queue");
+    if (!atomic_exchange(&f->done_sent, 1))
+        uv_async_send(&f->done); /* on_done closes the proxy */
+    CHECK(f, wait_flag(&f->close_called, 1), "proxy_close was not called");
+    struct resp r;
+    ok = ok && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 200 && r.blen == BIG, "status %d, %zu bytes", ok ? r.status : 0,
+          ok ? r.blen : 0);
+    resp_free(&r);
+    CHECK(f, cl_eof(&c), "the connection stayed open");
+    cl_close(&c);
+}
+
+Test(proxy, proxy_close_lets_a_queued_response_reach_its_client)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20; /* the proxy takes the whole response at once */
+    f.close_ms = 4000;
+    fx_run(&f, c_close_tail);
 }
