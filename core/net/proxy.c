@@ -87,6 +87,7 @@ struct upool {
     struct sockaddr_storage ss;
     struct uconn *idle; /* most recently used first */
     unsigned nidle, nconns;
+    unsigned refs;        /* requests holding it among their candidates */
     long long down_until; /* tm ms; 0 when up */
     char addr[ADDR_MAX];
 };
@@ -546,14 +547,15 @@ static int addr_parse(struct sockaddr_storage *ss, const char *addr)
     return port > 0 ? 0 : PE_CONFIG;
 }
 
-/* pools_sweep: forget addresses with no connection and no down mark */
+/* pools_sweep: forget addresses with no connection, no down mark and no
+ * request holding them */
 static void pools_sweep(struct proxy *p)
 {
     long long now = now_ms();
     for (int i = 0; i < HASH_SIZE; i++)
         for (struct upool **pp = &p->pools[i]; *pp;) {
             struct upool *u = *pp;
-            if (u->nconns == 0 && u->down_until <= now) {
+            if (u->nconns == 0 && u->refs == 0 && u->down_until <= now) {
                 *pp = u->hnext;
                 free(u);
                 p->npools--;
@@ -793,8 +795,17 @@ static struct proxy_req *r_new(struct cconn *c)
     return r;
 }
 
+/* r_unref_ups: the request is done with its candidate addresses */
+static void r_unref_ups(struct proxy_req *r)
+{
+    for (unsigned i = 0; i < r->nups; i++)
+        r->ups[i]->refs--;
+    r->nups = 0;
+}
+
 static void r_free(struct proxy_req *r)
 {
+    r_unref_ups(r);
     head_release(&r->h);
     head_release(&r->rh);
     sb_release(&r->uh);
@@ -804,6 +815,7 @@ static void r_free(struct proxy_req *r)
 /* r_reset: ready for the connection's next request */
 static void r_reset(struct proxy_req *r)
 {
+    r_unref_ups(r);
     struct cconn *c = r->c;
     struct head h = r->h, rh = r->rh;
     struct sb uh = r->uh;
@@ -2925,16 +2937,19 @@ int proxy_forward(struct proxy_req *r, const char *pool_key, const struct proxy_
     struct cconn *c = r->c;
     uv_timer_stop(&c->timer);
     bool ok = n > 0 && n <= MAX_UPS;
-    for (size_t i = 0; ok && i < n; i++) {
+    for (size_t i = 0; ok && i < n; i++) { /* held at once: a later pool_get may sweep */
         r->ups[i] = ups[i].addr ? pool_get(p, ups[i].addr) : NULL;
         ok = r->ups[i] != NULL;
+        if (ok) {
+            r->ups[i]->refs++;
+            r->nups = (unsigned)i + 1;
+        }
     }
     if (!ok) {
-        r->nups = 0;
+        r_unref_ups(r);
         r_fail_own(r, 502);
         return PE_CONFIG;
     }
-    r->nups = (unsigned)n;
     struct pkey *k = key_get(p, pool_key ? pool_key : "");
     r->cur = k->rr++ % r->nups;
     r_attempt(r);

@@ -447,6 +447,8 @@ struct fx {
     atomic_int close_called; /* on_done called proxy_close */
     int spare_fd;            /* a bound socket a test hands to a client (-1: none) */
     unsigned close_ms;       /* proxy_close's deadline [2000] */
+    proxy_decide_fn decide;  /* instead of the fixture's decide */
+    int nreq;                /* requests that decide saw (loop thread) */
     long long down_ms_seen;  /* how long a client took over what down_ms must cover */
     int last_log_status;
     bool last_log_complete;
@@ -590,7 +592,7 @@ static void fx_run(struct fx *f, client_fn client)
     uv_timer_init(&f->loop, &f->later);
     f->later.data = f;
     struct proxy_opts o = {
-        .lim = f->lim, .decide = decide, .gone = gone, .log = logf_, .ctx = f, .via = false};
+        .lim = f->lim, .decide = f->decide ? f->decide : decide, .gone = gone, .log = logf_, .ctx = f, .via = false};
     int rc = proxy_start(&f->px, &f->loop, "127.0.0.1:0", &o, &e);
     cr_assert_eq(rc, 0, "%s", e.msg);
     f->port = proxy_port(f->px);
@@ -1900,4 +1902,68 @@ Test(proxy, proxy_close_lets_a_queued_response_reach_its_client)
     f.lim.buffer_bytes = 16 << 20; /* the proxy takes the whole response at once */
     f.close_ms = 4000;
     fx_run(&f, c_close_tail);
+}
+
+/* The proxy remembers at most 4096 upstream addresses (MAX_POOLS in
+ * proxy.c); past that, pool_get sweeps those without connections. The
+ * sweep must not free an address a request being forwarded holds: here the
+ * 4096th address is made by proxy_forward and the 4097th, in the same call,
+ * sweeps. Under ASan a freed one is a use-after-free. */
+#define POOLS_MAX 4096
+
+static void decide_many(struct proxy_req *r, void *ctx)
+{
+    struct fx *f = ctx;
+    char key[32], a1[64];
+    struct proxy_upstream ups[2];
+    snprintf(key, sizeof key, "k%d", f->nreq); /* rr starts at 0: ups[0] first */
+    if (f->nreq < POOLS_MAX - 2) { /* A answers; the other address is only remembered */
+        snprintf(a1, sizeof a1, "127.0.0.2:%d", 1000 + f->nreq);
+        ups[0].addr = f->addr[0];
+        ups[1].addr = a1;
+    } else { /* two new addresses, both refusing: 502 */
+        ups[0].addr = f->addr[1];
+        ups[1].addr = f->addr[2];
+    }
+    f->nreq++;
+    int rc = proxy_forward(r, key, ups, 2);
+    CHECK(f, rc == 0, "proxy_forward: %d", rc);
+}
+
+static void c_many(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    for (int i = 0; i < POOLS_MAX - 1; i++) {
+        struct resp r;
+        bool ok = sends(c.fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n") && cl_resp(&c, &r, false);
+        int want = i < POOLS_MAX - 2 ? 200 : 502;
+        CHECK(f, ok && r.status == want, "request %d: status %d", i, ok ? r.status : 0);
+        resp_free(&r);
+        if (!ok)
+            break;
+    }
+    cl_close(&c);
+}
+
+Test(proxy, forgetting_addresses_past_the_limit_spares_those_in_use)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    int p1 = 0, p2 = 0;
+    int fd1 = bound_port(&p1), fd2 = bound_port(&p2);
+    snprintf(f.addr[1], sizeof f.addr[1], "127.0.0.1:%d", p1);
+    snprintf(f.addr[2], sizeof f.addr[2], "127.0.0.1:%d", p2);
+    f.decide = decide_many;
+    if (fd1 >= 0 && fd2 >= 0)
+        fx_run(&f, c_many);
+    if (fd1 >= 0)
+        close(fd1);
+    if (fd2 >= 0)
+        close(fd2);
+    cr_assert(fd1 >= 0 && fd2 >= 0, "no free port");
+    cr_assert_eq(f.nreq, POOLS_MAX - 1);
 }
