@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -258,8 +258,8 @@ static void u_serve(struct uc *c, const char *head, const char *path, size_t ble
         while (u_fill(c))
             c->len = 0;
     } else if (strcmp(path, "/slow") == 0) { /* answers once the test releases it */
-        for (int i = 0; i < IO_TIMEOUT_S * 1000 && !atomic_load(&c->u->release) &&
-                        !atomic_load(&c->u->stop);
+        for (int i = 0;
+             i < IO_TIMEOUT_S * 1000 && !atomic_load(&c->u->release) && !atomic_load(&c->u->stop);
              i++)
             usleep(1000);
         snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nslow %c", c->u->id);
@@ -591,8 +591,12 @@ static void fx_run(struct fx *f, client_fn client)
     f->done.data = f;
     uv_timer_init(&f->loop, &f->later);
     f->later.data = f;
-    struct proxy_opts o = {
-        .lim = f->lim, .decide = f->decide ? f->decide : decide, .gone = gone, .log = logf_, .ctx = f, .via = false};
+    struct proxy_opts o = {.lim = f->lim,
+                           .decide = f->decide ? f->decide : decide,
+                           .gone = gone,
+                           .log = logf_,
+                           .ctx = f,
+                           .via = false};
     int rc = proxy_start(&f->px, &f->loop, "127.0.0.1:0", &o, &e);
     cr_assert_eq(rc, 0, "%s", e.msg);
     f->port = proxy_port(f->px);
