@@ -1456,6 +1456,44 @@ Test(proxy, a_connect_that_never_completes_is_a_504)
     cr_assert_eq(f.last_log_status, 504);
 }
 
+/* hello_from: a GET /hello on a new connection answered by upstream id */
+static bool hello_from(struct fx *f, char id)
+{
+    struct resp r;
+    int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    bool ok = st == 200 && r.blen == 7 && r.body[6] == id;
+    CHECK(f, st == 200, "status %d", st);
+    resp_free(&r);
+    return ok;
+}
+
+/* with another address up, a connect timeout is no 504: the request goes
+ * on to the next address (and the timed-out one is marked down) */
+static void c_connect_next(struct fx *f)
+{
+    for (int i = 0; i < 3; i++)
+        CHECK(f, hello_from(f, 'A'), "request %d not answered by A", i);
+}
+
+Test(proxy, a_connect_timeout_moves_on_to_the_next_address)
+{
+    int fds[8], port = 0;
+    int n = blackhole(fds, 8, &port);
+    if (!n)
+        cr_skip_test("cannot fill a loopback accept queue here");
+    struct fx f;
+    fx_init(&f, 1);
+    snprintf(f.addr[1], sizeof f.addr[1], "%s", f.addr[0]);
+    snprintf(f.addr[0], sizeof f.addr[0], "127.0.0.1:%d", port);
+    f.naddr = 2;
+    f.lim.connect_timeout_ms = 300;
+    fx_run(&f, c_connect_next);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    cr_assert_geq(f.stats.upstream_connect_errors, 1);
+    cr_assert_eq(f.stats.responses[2], 3);
+}
+
 /* an upstream that reads the request and says nothing: 504; one that sends
  * its head and then nothing: the client is cut, never given a whole-looking
  * response */
@@ -1690,16 +1728,6 @@ Test(proxy, past_max_connections_a_client_gets_503_until_others_leave)
 /* down_ms: an address that refused a connect is skipped (here even once it
  * listens) while another is up, then tried again */
 #define DOWN_MS 1500
-
-static bool hello_from(struct fx *f, char id)
-{
-    struct resp r;
-    int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    bool ok = st == 200 && r.blen == 7 && r.body[6] == id;
-    CHECK(f, st == 200, "status %d", st);
-    resp_free(&r);
-    return ok;
-}
 
 static void c_down(struct fx *f)
 {
