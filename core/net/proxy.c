@@ -756,11 +756,11 @@ static void c_sync_read(struct cconn *c)
     if (c->phase == C_CLOSED)
         return;
     size_t max = c->p->lim.buffer_bytes;
-    bool stop = false;
+    bool stop = c->read_eof; /* the client's end came: there is nothing more to read */
     if (c->phase == C_TUNNEL)
-        stop = c->read_eof || (c->tun && c->tun->wq > max);
+        stop = stop || (c->tun && c->tun->wq > max);
     else if (c->phase != C_LINGER)
-        stop = c->pend_len - c->pend_off > max ||
+        stop = stop || c->pend_len - c->pend_off > max ||
                (c->req && c->req->u && c->req->u->wq > max);
     c->bp = stop;
     if (c_read(c, !stop) != 0)
@@ -1283,8 +1283,12 @@ static void c_reject(struct cconn *c, int status)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)req;
-    (void)status; /* the linger timer or the peer's EOF ends the connection */
+    struct cconn *c = req->data;
+    (void)status;
+    /* the linger timer or the peer's EOF ends the connection; when that EOF
+     * came first, the last response is out now and both ways have ended */
+    if (c->phase == C_LINGER && c->read_eof)
+        c_close(c);
 }
 
 /* c_linger: the last response is queued: FIN after it, then discard input
@@ -1295,7 +1299,8 @@ static void c_linger(struct cconn *c)
         return;
     c->phase = C_LINGER;
     c->lingered = 0;
-    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0 || c_read(c, true) != 0) {
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0 ||
+        c_read(c, !c->read_eof) != 0) {
         c_close(c);
         return;
     }
@@ -1309,8 +1314,8 @@ static void c_finish(struct cconn *c)
     struct proxy_req *r = c->req;
     r->resp_done = true;
     r_log(r);
-    if (r->close_client || !r->req_done || c->p->closing)
-        c_linger(c);
+    if (r->close_client || !r->req_done || c->p->closing || c->read_eof)
+        c_linger(c); /* read_eof: a client that half-closed sends no next request */
     else
         c_next(c);
 }
@@ -1583,6 +1588,17 @@ static void on_cread(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             } else {
                 c_close(c);
             }
+            break;
+        case C_IDLE:
+        case C_LINGER:
+            if (nread == UV_EOF && c->wq > 0) {
+                /* a half-close: the last response's tail still goes out */
+                c_read(c, false);
+                c->read_eof = true;
+                c_linger(c);
+                break;
+            }
+            c_close(c);
             break;
         default:
             c_close(c);

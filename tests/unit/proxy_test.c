@@ -1838,7 +1838,7 @@ Test(proxy, proxy_close_finishes_requests_in_flight_and_cuts_them_at_the_deadlin
 /* a keep-alive client still reading its response is not idle: the proxy
  * has the whole response (buffer_bytes is large) but the client takes
  * longer than idle_timeout_ms to read the rest; it must get every byte */
-static void slow_tail(struct fx *f, const char *request, unsigned pause_ms)
+static void slow_tail(struct fx *f, const char *request, unsigned pause_ms, bool half_close)
 {
     struct cl c;
     if (!cl_open(&c, f->port)) {
@@ -1848,6 +1848,8 @@ static void slow_tail(struct fx *f, const char *request, unsigned pause_ms)
     int rcv = 16384;
     setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     bool ok = sends(c.fd, request);
+    if (ok && half_close) /* a request and then our end, as some HTTP/1.0 clients do */
+        ok = shutdown(c.fd, SHUT_WR) == 0;
     char *e = NULL;
     while (ok && !(e = c.len ? memmem(c.buf, c.len, "\r\n\r\n", 4) : NULL))
         ok = cl_fill(&c);
@@ -1876,13 +1878,28 @@ static void slow_tail(struct fx *f, const char *request, unsigned pause_ms)
 
 static void c_slow_tail(struct fx *f)
 {
-    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 1000);
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 1000, false);
 }
 
 /* the same with the connection's last response, after which it lingers */
 static void c_slow_last(struct fx *f)
 {
-    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 3000);
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 3000, false);
+}
+
+/* a client that half-closes after its request: its end of the connection
+ * is no reason to drop the response still queued for it */
+static void c_half_close(struct fx *f)
+{
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 300, true);
+}
+
+Test(proxy, a_client_that_half_closes_still_gets_its_whole_response)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20;
+    fx_run(&f, c_half_close);
 }
 
 Test(proxy, a_client_still_reading_its_last_response_is_not_cut)
