@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1766,6 +1767,14 @@ static void c_close(struct cconn *c)
     struct proxy *p = c->p;
     c->phase = C_CLOSED;
     struct proxy_req *r = c->req;
+    /* a response cut short, or queued bytes given up: end with a reset, as
+     * a clean end would pass a response framed by it off as whole */
+    if (c->wq > 0 || (r && !r->owed && r->resp_head_sent && !r->resp_done)) {
+        uv_os_fd_t fd;
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
     if (r && r->owed) {
         r_detach(r);
         if (!r->held)

@@ -257,6 +257,14 @@ static void u_serve(struct uc *c, const char *head, const char *path, size_t ble
         sends(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart");
         while (u_fill(c))
             c->len = 0;
+    } else if (strcmp(path, "/stall-eof") == 0) { /* no length: the end is the connection's */
+        sends(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart");
+        while (u_fill(c))
+            c->len = 0;
+    } else if (strcmp(path, "/stall-chunked") == 0) { /* a chunk, then silence */
+        sends(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n");
+        while (u_fill(c))
+            c->len = 0;
     } else if (strcmp(path, "/slow") == 0) { /* answers once the test releases it */
         for (int i = 0;
              i < IO_TIMEOUT_S * 1000 && !atomic_load(&c->u->release) && !atomic_load(&c->u->stop);
@@ -325,7 +333,8 @@ static void *u_conn_main(void *arg)
         }
         if (!ok || strcmp(path, "/die") == 0 || strcmp(path, "/ws") == 0 ||
             strcmp(path, "/die-chunked") == 0 || strcmp(path, "/silent") == 0 ||
-            strcmp(path, "/stall") == 0)
+            strcmp(path, "/stall") == 0 || strcmp(path, "/stall-eof") == 0 ||
+            strcmp(path, "/stall-chunked") == 0)
             break;
     }
 out:
@@ -2015,4 +2024,40 @@ Test(proxy, forgetting_addresses_past_the_limit_spares_those_in_use)
         close(fd2);
     cr_assert(fd1 >= 0 && fd2 >= 0, "no free port");
     cr_assert_eq(f.nreq, POOLS_MAX - 1);
+}
+
+/* a cut response whose end would be the connection's end (no length from
+ * the upstream; a chunked one de-chunked for HTTP/1.0) ends in a reset: a
+ * clean end would pass it off as whole */
+static void cut_ends_in_reset(struct fx *f, const char *what, const char *request)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    bool ok = sends(c.fd, request);
+    ssize_t n;
+    do {
+        char b[4096];
+        n = recv(c.fd, b, sizeof b, 0);
+    } while (ok && n > 0);
+    CHECK(f, n < 0 && errno == ECONNRESET, "%s: ended by %s", what,
+          n == 0 ? "a clean end, which looks whole" : strerror(errno));
+    cl_close(&c);
+}
+
+static void c_cut_reset(struct fx *f)
+{
+    cut_ends_in_reset(f, "no length", "GET /stall-eof HTTP/1.1\r\nHost: a\r\n\r\n");
+    cut_ends_in_reset(f, "de-chunked", "GET /stall-chunked HTTP/1.0\r\n\r\n");
+}
+
+Test(proxy, a_cut_response_without_its_own_framing_ends_in_a_reset)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.response_timeout_ms = 300;
+    fx_run(&f, c_cut_reset);
+    cr_assert_eq(f.stats.upstream_timeouts, 2);
 }
