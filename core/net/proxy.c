@@ -1315,8 +1315,10 @@ static void c_finish(struct cconn *c)
     struct proxy_req *r = c->req;
     r->resp_done = true;
     r_log(r);
-    if (r->close_client || !r->req_done || c->p->closing || c->read_eof)
-        c_linger(c); /* read_eof: a client that half-closed sends no next request */
+    /* a client that half-closed sends no request past those already in pend */
+    if (r->close_client || !r->req_done || c->p->closing ||
+        (c->read_eof && c->pend_len == c->pend_off))
+        c_linger(c);
     else
         c_next(c);
 }

@@ -1901,6 +1901,23 @@ static void c_slow_last(struct fx *f)
 static void c_half_close(struct fx *f)
 {
     slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 300, true);
+    /* and two pipelined requests before the end: both are answered */
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    bool ok = sends(c.fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+                          "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n") &&
+              shutdown(c.fd, SHUT_WR) == 0;
+    for (int i = 0; ok && i < 2; i++) {
+        struct resp r;
+        ok = cl_resp(&c, &r, false);
+        CHECK(f, ok && r.status == 200, "pipelined %d: status %d", i, ok ? r.status : 0);
+        resp_free(&r);
+    }
+    CHECK(f, !ok || cl_eof(&c), "pipelined: the connection stayed open");
+    cl_close(&c);
 }
 
 Test(proxy, a_client_that_half_closes_still_gets_its_whole_response)
