@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +88,7 @@ struct upool {
     struct sockaddr_storage ss;
     struct uconn *idle; /* most recently used first */
     unsigned nidle, nconns;
+    unsigned refs;        /* requests holding it among their candidates */
     long long down_until; /* tm ms; 0 when up */
     char addr[ADDR_MAX];
 };
@@ -546,14 +548,15 @@ static int addr_parse(struct sockaddr_storage *ss, const char *addr)
     return port > 0 ? 0 : PE_CONFIG;
 }
 
-/* pools_sweep: forget addresses with no connection and no down mark */
+/* pools_sweep: forget addresses with no connection, no down mark and no
+ * request holding them */
 static void pools_sweep(struct proxy *p)
 {
     long long now = now_ms();
     for (int i = 0; i < HASH_SIZE; i++)
         for (struct upool **pp = &p->pools[i]; *pp;) {
             struct upool *u = *pp;
-            if (u->nconns == 0 && u->down_until <= now) {
+            if (u->nconns == 0 && u->refs == 0 && u->down_until <= now) {
                 *pp = u->hnext;
                 free(u);
                 p->npools--;
@@ -754,11 +757,11 @@ static void c_sync_read(struct cconn *c)
     if (c->phase == C_CLOSED)
         return;
     size_t max = c->p->lim.buffer_bytes;
-    bool stop = false;
+    bool stop = c->read_eof; /* the client's end came: there is nothing more to read */
     if (c->phase == C_TUNNEL)
-        stop = c->read_eof || (c->tun && c->tun->wq > max);
+        stop = stop || (c->tun && c->tun->wq > max);
     else if (c->phase != C_LINGER)
-        stop = c->pend_len - c->pend_off > max ||
+        stop = stop || c->pend_len - c->pend_off > max ||
                (c->req && c->req->u && c->req->u->wq > max);
     c->bp = stop;
     if (c_read(c, !stop) != 0)
@@ -793,8 +796,17 @@ static struct proxy_req *r_new(struct cconn *c)
     return r;
 }
 
+/* r_unref_ups: the request is done with its candidate addresses */
+static void r_unref_ups(struct proxy_req *r)
+{
+    for (unsigned i = 0; i < r->nups; i++)
+        r->ups[i]->refs--;
+    r->nups = 0;
+}
+
 static void r_free(struct proxy_req *r)
 {
+    r_unref_ups(r);
     head_release(&r->h);
     head_release(&r->rh);
     sb_release(&r->uh);
@@ -804,6 +816,7 @@ static void r_free(struct proxy_req *r)
 /* r_reset: ready for the connection's next request */
 static void r_reset(struct proxy_req *r)
 {
+    r_unref_ups(r);
     struct cconn *c = r->c;
     struct head h = r->h, rh = r->rh;
     struct sb uh = r->uh;
@@ -1166,6 +1179,18 @@ static void c_arm_stream(struct cconn *c)
         uv_timer_stop(&c->timer);
 }
 
+/* c_arm_tail: in C_IDLE or C_LINGER, the response before may still wait in
+ * the queue: its client is not idle but reading, with client_timeout_ms to
+ * move; the idle (or linger) wait starts once the queue is empty */
+static void c_arm_tail(struct cconn *c)
+{
+    struct proxy *p = c->p;
+    if (c->wq > 0)
+        c_arm(c, p->lim.client_timeout_ms);
+    else
+        c_arm(c, c->phase == C_LINGER ? LINGER_MS : p->lim.idle_timeout_ms);
+}
+
 static void count_status(struct proxy *p, int status)
 {
     int cls = status / 100;
@@ -1259,8 +1284,12 @@ static void c_reject(struct cconn *c, int status)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)req;
-    (void)status; /* the linger timer or the peer's EOF ends the connection */
+    struct cconn *c = req->data;
+    (void)status;
+    /* the linger timer or the peer's EOF ends the connection; when that EOF
+     * came first, the last response is out now and both ways have ended */
+    if (c->phase == C_LINGER && c->read_eof)
+        c_close(c);
 }
 
 /* c_linger: the last response is queued: FIN after it, then discard input
@@ -1271,11 +1300,12 @@ static void c_linger(struct cconn *c)
         return;
     c->phase = C_LINGER;
     c->lingered = 0;
-    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0 || c_read(c, true) != 0) {
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0 ||
+        c_read(c, !c->read_eof) != 0) {
         c_close(c);
         return;
     }
-    c_arm(c, LINGER_MS);
+    c_arm_tail(c);
 }
 
 /* c_finish: the response is whole (queued): log, then the next request or
@@ -1285,7 +1315,9 @@ static void c_finish(struct cconn *c)
     struct proxy_req *r = c->req;
     r->resp_done = true;
     r_log(r);
-    if (r->close_client || !r->req_done || c->p->closing)
+    /* a client that half-closed sends no request past those already in pend */
+    if (r->close_client || !r->req_done || c->p->closing ||
+        (c->read_eof && c->pend_len == c->pend_off))
         c_linger(c);
     else
         c_next(c);
@@ -1295,7 +1327,7 @@ static void c_next(struct cconn *c)
 {
     c->served++;
     c->phase = C_IDLE;
-    c_arm(c, c->p->lim.idle_timeout_ms);
+    c_arm_tail(c);
     c_drive(c);
 }
 
@@ -1560,6 +1592,17 @@ static void on_cread(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 c_close(c);
             }
             break;
+        case C_IDLE:
+        case C_LINGER:
+            if (nread == UV_EOF && c->wq > 0) {
+                /* a half-close: the last response's tail still goes out */
+                c_read(c, false);
+                c->read_eof = true;
+                c_linger(c);
+                break;
+            }
+            c_close(c);
+            break;
         default:
             c_close(c);
             break;
@@ -1647,6 +1690,11 @@ static void c_on_timer(uv_timer_t *t)
 {
     struct cconn *c = t->data;
     struct proxy *p = c->p;
+    if ((c->phase == C_IDLE || c->phase == C_LINGER) && c->wq > 0) {
+        p->stats.client_timeouts++; /* the last response's tail went unread */
+        c_close(c);
+        return;
+    }
     switch (c->phase) {
     case C_IDLE:
         if (c->served == 0)
@@ -1721,6 +1769,14 @@ static void c_close(struct cconn *c)
     struct proxy *p = c->p;
     c->phase = C_CLOSED;
     struct proxy_req *r = c->req;
+    /* a response cut short, or queued bytes given up: end with a reset, as
+     * a clean end would pass a response framed by it off as whole */
+    if (c->wq > 0 || (r && !r->owed && r->resp_head_sent && !r->resp_done)) {
+        uv_os_fd_t fd;
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
     if (r && r->owed) {
         r_detach(r);
         if (!r->held)
@@ -2523,6 +2579,10 @@ static void u_tunnel_eof(struct uconn *u)
 
 static void c_drained(struct cconn *c)
 {
+    if (c->phase == C_IDLE || c->phase == C_LINGER) { /* the last response's tail moved */
+        c_arm_tail(c);
+        return;
+    }
     if (c->phase == C_TUNNEL) {
         if (c->tun)
             u_sync_read(c->tun);
@@ -2827,9 +2887,14 @@ void proxy_close(struct proxy *p, unsigned deadline_ms, void (*cb)(struct proxy 
     }
     uv_timer_stop(&p->accept_timer);
     pools_close(p);
-    for (struct cconn *c = p->conns; c; c = c->next)
-        if (c->phase == C_IDLE)
+    for (struct cconn *c = p->conns; c; c = c->next) {
+        if (c->phase != C_IDLE)
+            continue;
+        if (c->wq > 0)
+            c_linger(c); /* its last response is still going out: FIN after it */
+        else
             c_close(c);
+    }
     if (p->nconns > 0)
         uv_timer_start(&p->deadline_timer, on_deadline, deadline_ms, 0);
     p_maybe_done(p);
@@ -2899,16 +2964,19 @@ int proxy_forward(struct proxy_req *r, const char *pool_key, const struct proxy_
     struct cconn *c = r->c;
     uv_timer_stop(&c->timer);
     bool ok = n > 0 && n <= MAX_UPS;
-    for (size_t i = 0; ok && i < n; i++) {
+    for (size_t i = 0; ok && i < n; i++) { /* held at once: a later pool_get may sweep */
         r->ups[i] = ups[i].addr ? pool_get(p, ups[i].addr) : NULL;
         ok = r->ups[i] != NULL;
+        if (ok) {
+            r->ups[i]->refs++;
+            r->nups = (unsigned)i + 1;
+        }
     }
     if (!ok) {
-        r->nups = 0;
+        r_unref_ups(r);
         r_fail_own(r, 502);
         return PE_CONFIG;
     }
-    r->nups = (unsigned)n;
     struct pkey *k = key_get(p, pool_key ? pool_key : "");
     r->cur = k->rr++ % r->nups;
     r_attempt(r);

@@ -40,9 +40,11 @@ struct proxy_limits {
     size_t max_headers;            /* header lines, 431 [100] */
     unsigned header_timeout_ms;    /* first byte (accept for the first request) to the end of
                                     * the head, 408 [10 s] */
-    unsigned idle_timeout_ms;      /* client keep-alive wait between requests, closes [60 s] */
+    unsigned idle_timeout_ms;      /* client keep-alive wait between requests, from when the
+                                    * last response is written out; closes [60 s] */
     unsigned client_timeout_ms;    /* a client that sends none of its body, or reads none of
-                                    * the response, for this long is cut off [60 s] */
+                                    * the response (its queued tail included), for this long
+                                    * is cut off [60 s] */
     unsigned hold_timeout_ms;      /* a held request unanswered this long gets 503 with
                                     * Retry-After [60 s] */
     unsigned retry_after_s;        /* Retry-After of that 503 [5] */
@@ -162,7 +164,9 @@ const struct proxy_stats *proxy_stats(const struct proxy *p);
 
 /* proxy_close: stop accepting, close idle client and pooled connections at
  * once, let requests in progress (held ones included) finish, each with
- * Connection: close; after deadline_ms cut whatever is left (held requests
+ * Connection: close (a client still reading its last response is not idle:
+ * the rest goes out, then the connection closes); after deadline_ms cut
+ * whatever is left (held requests
  * get gone and stay valid for the embedder's answer). cb(p) is called from
  * the loop once every handle is closed; p is freed when it returns. A second
  * call does nothing. */

@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -58,6 +60,8 @@ struct ups {
     atomic_int conns;     /* connections accepted */
     atomic_int reqs;      /* requests seen */
     atomic_int body_seen; /* first body byte of a /upload arrived */
+    atomic_int release;   /* a /slow request may be answered */
+    atomic_int big_sent;  /* a /big response went whole into the socket */
     pthread_mutex_t mu;
     pthread_t cth[MAX_UCONNS];
     int cfd[MAX_UCONNS];
@@ -233,8 +237,8 @@ static void u_serve(struct uc *c, const char *head, const char *path, size_t ble
     } else if (strcmp(path, "/big") == 0) {
         char *big = pattern(BIG);
         snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", BIG);
-        if (sends(fd, b))
-            sendall(fd, big, BIG);
+        if (sends(fd, b) && sendall(fd, big, BIG))
+            atomic_store(&c->u->big_sent, 1);
         free(big);
     } else if (strcmp(path, "/die") == 0) {
         sends(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
@@ -246,6 +250,28 @@ static void u_serve(struct uc *c, const char *head, const char *path, size_t ble
         sends(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
         usleep(20000);
         shutdown(fd, SHUT_RDWR);
+    } else if (strcmp(path, "/silent") == 0) { /* reads the request, never answers */
+        while (u_fill(c))
+            c->len = 0;
+    } else if (strcmp(path, "/stall") == 0) { /* a head and 4 of 100 bytes, then silence */
+        sends(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart");
+        while (u_fill(c))
+            c->len = 0;
+    } else if (strcmp(path, "/stall-eof") == 0) { /* no length: the end is the connection's */
+        sends(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart");
+        while (u_fill(c))
+            c->len = 0;
+    } else if (strcmp(path, "/stall-chunked") == 0) { /* a chunk, then silence */
+        sends(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n");
+        while (u_fill(c))
+            c->len = 0;
+    } else if (strcmp(path, "/slow") == 0) { /* answers once the test releases it */
+        for (int i = 0;
+             i < IO_TIMEOUT_S * 1000 && !atomic_load(&c->u->release) && !atomic_load(&c->u->stop);
+             i++)
+            usleep(1000);
+        snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nslow %c", c->u->id);
+        sends(fd, b);
     } else if (strcmp(path, "/ws") == 0) {
         sends(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                   "Connection: Upgrade\r\n\r\n");
@@ -266,6 +292,7 @@ static void *u_conn_main(void *arg)
 {
     struct uc *c = arg;
     struct ups *u = c->u;
+    bool drop_next = false; /* after a /ka-drop: the next request gets no answer */
     for (;;) {
         char *e;
         while (!(e = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL))
@@ -278,19 +305,36 @@ static void *u_conn_main(void *arg)
         pthread_mutex_lock(&u->mu);
         snprintf(u->last_head, sizeof u->last_head, "%s", head);
         pthread_mutex_unlock(&u->mu);
-        char path[256] = "";
-        sscanf(head, "%*s %255s", path);
+        if (drop_next) { /* as a keep-alive timeout firing while the request arrives */
+            free(head);
+            shutdown(c->fd, SHUT_RDWR);
+            break;
+        }
+        char method[16] = "", path[256] = "";
+        sscanf(head, "%15s %255s", method, path);
         char *q = strchr(path, '?');
         if (q)
             *q = 0;
         size_t blen;
         uint32_t sum;
         bool ok = u_body(c, head, &blen, &sum, strcmp(path, "/upload") == 0);
-        if (ok)
+        if (ok && strcmp(method, "HEAD") == 0) /* a length, never a body */
+            ok = sends(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+        else if (ok && strcmp(path, "/ka-drop") == 0)
+            drop_next = sends(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nka-drop");
+        else if (ok && strcmp(path, "/hello-close") == 0) /* keep-alive, then closes idle */
+            sends(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        else if (ok)
             u_serve(c, head, path, blen, sum);
         free(head);
+        if (strcmp(path, "/hello-close") == 0) {
+            shutdown(c->fd, SHUT_RDWR);
+            break;
+        }
         if (!ok || strcmp(path, "/die") == 0 || strcmp(path, "/ws") == 0 ||
-            strcmp(path, "/die-chunked") == 0)
+            strcmp(path, "/die-chunked") == 0 || strcmp(path, "/silent") == 0 ||
+            strcmp(path, "/stall") == 0 || strcmp(path, "/stall-eof") == 0 ||
+            strcmp(path, "/stall-chunked") == 0)
             break;
     }
 out:
@@ -326,6 +370,29 @@ static void *u_accept_main(void *arg)
         pthread_mutex_unlock(&u->mu);
     }
     return NULL;
+}
+
+/* ups_listen: an upstream on fd, a bound socket not yet listening; false
+ * (fd still the caller's) when it cannot listen. Asserts nothing, so that a
+ * client thread may call it. */
+static bool ups_listen(struct ups *u, struct fx *f, char id, int fd)
+{
+    memset(u, 0, sizeof *u);
+    u->f = f;
+    u->id = id;
+    struct sockaddr_in a;
+    socklen_t sl = sizeof a;
+    if (listen(fd, 64) != 0 || getsockname(fd, (struct sockaddr *)&a, &sl) != 0)
+        return false;
+    pthread_mutex_init(&u->mu, NULL);
+    u->lfd = fd;
+    u->port = ntohs(a.sin_port);
+    if (pthread_create(&u->th, NULL, u_accept_main, u) != 0) {
+        pthread_mutex_destroy(&u->mu);
+        return false;
+    }
+    u->running = true;
+    return true;
 }
 
 static void ups_start(struct ups *u, struct fx *f, char id)
@@ -386,6 +453,12 @@ struct fx {
     int naddr;
     struct proxy_req *held;
     atomic_int decided, gone_calls, logs, closed;
+    atomic_int close_called; /* on_done called proxy_close */
+    int spare_fd;            /* a bound socket a test hands to a client (-1: none) */
+    unsigned close_ms;       /* proxy_close's deadline [2000] */
+    proxy_decide_fn decide;  /* instead of the fixture's decide */
+    int nreq;                /* requests that decide saw (loop thread) */
+    long long down_ms_seen;  /* how long a client took over what down_ms must cover */
     int last_log_status;
     bool last_log_complete;
     struct proxy_stats stats; /* copied when the proxy has closed */
@@ -481,7 +554,8 @@ static void on_done(uv_async_t *a)
         f->held = NULL;
         proxy_req_drop(r);
     }
-    proxy_close(f->px, 2000, on_closed);
+    proxy_close(f->px, f->close_ms ? f->close_ms : 2000, on_closed);
+    atomic_store(&f->close_called, 1);
     uv_close((uv_handle_t *)a, NULL);
     uv_close((uv_handle_t *)&f->later, NULL);
 }
@@ -514,6 +588,7 @@ static void fx_init(struct fx *f, int nups)
         snprintf(f->addr[i], sizeof f->addr[i], "127.0.0.1:%d", f->up[i].port);
     }
     f->naddr = nups;
+    f->spare_fd = -1;
 }
 
 /* fx_run: start the proxy, run client in a thread and the loop here until
@@ -525,8 +600,12 @@ static void fx_run(struct fx *f, client_fn client)
     f->done.data = f;
     uv_timer_init(&f->loop, &f->later);
     f->later.data = f;
-    struct proxy_opts o = {
-        .lim = f->lim, .decide = decide, .gone = gone, .log = logf_, .ctx = f, .via = false};
+    struct proxy_opts o = {.lim = f->lim,
+                           .decide = f->decide ? f->decide : decide,
+                           .gone = gone,
+                           .log = logf_,
+                           .ctx = f,
+                           .via = false};
     int rc = proxy_start(&f->px, &f->loop, "127.0.0.1:0", &o, &e);
     cr_assert_eq(rc, 0, "%s", e.msg);
     f->port = proxy_port(f->px);
@@ -1248,4 +1327,754 @@ Test(proxy, a_client_leaving_while_held_calls_gone)
     fx_run(&f, c_leave);
     cr_assert_eq(f.stats.client_gone, 1);
     cr_assert_eq(f.stats.held, 0);
+}
+
+/* ---- paths with their own deadlines and limits ---- */
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* bound_port: a loopback socket bound to a free port and not listening, so
+ * that a connect to it is refused; -1 on failure */
+static int bound_port(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof a;
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &sl) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Expect: 100-continue: the proxy answers 100 itself once the request is
+ * forwarded; the body then goes upstream whole */
+static void c_expect(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    bool ok = sends(c.fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n"
+                          "Expect: 100-continue\r\n\r\n");
+    while (ok && c.len < sizeof cont - 1)
+        ok = cl_fill(&c);
+    CHECK(f, ok && memcmp(c.buf, cont, sizeof cont - 1) == 0, "no 100 Continue: '%.*s'",
+          (int)c.len, c.buf ? c.buf : "");
+    if (ok)
+        cl_consume(&c, sizeof cont - 1);
+    ok = ok && sends(c.fd, "hello world");
+    struct resp r;
+    ok = ok && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 200, "status %d", ok ? r.status : 0);
+    if (ok) {
+        char want[64];
+        snprintf(want, sizeof want, "len=11 sum=%08x", fnv("hello world", 11, FNV0));
+        CHECK(f, strcmp(r.body, want) == 0, "got '%s' want '%s'", r.body, want);
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+Test(proxy, expect_100_continue_is_answered_by_the_proxy_and_not_forwarded)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_expect);
+    char v[64];
+    const char *up = f.up[0].last_head;
+    cr_assert_null(hdr_in(up, "Expect", v, sizeof v), "expect went upstream: %s", up);
+    cr_assert(hdr_in(up, "Content-Length", v, sizeof v) && !strcmp(v, "11"), "%s", up);
+}
+
+/* blackhole: a loopback listener with backlog 0 whose accept queue is full
+ * (a connection nobody accepts): the kernel drops further SYNs, so connects
+ * to it hang. fds gets the listener and the connections; returns their
+ * number, or 0 (nothing left open) when the queue could not be seen full. */
+static int blackhole(int *fds, int cap, int *port)
+{
+    int n = 0;
+    int l = bound_port(port);
+    if (l < 0)
+        return 0;
+    fds[n++] = l;
+    if (listen(l, 0) != 0)
+        goto fail;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    while (n < cap) {
+        struct tcp_info ti;
+        socklen_t tl = sizeof ti;
+        if (getsockopt(l, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0)
+            goto fail;
+        if (ti.tcpi_unacked > ti.tcpi_sacked) /* listener: queued > backlog */
+            return n;
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s < 0)
+            goto fail;
+        fds[n++] = s;
+        if (connect(s, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+            goto fail;
+        /* connected, and then queued on the listener (readable) */
+        struct pollfd pf = {.fd = s, .events = POLLOUT}, pl = {.fd = l, .events = POLLIN};
+        if (poll(&pf, 1, 5000) != 1 || poll(&pl, 1, 5000) != 1)
+            goto fail;
+    }
+fail:
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    return 0;
+}
+
+static void c_connect_timeout(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 504, "status %d", st);
+    resp_free(&r);
+}
+
+Test(proxy, a_connect_that_never_completes_is_a_504)
+{
+    int fds[8], port = 0;
+    int n = blackhole(fds, 8, &port);
+    if (!n)
+        cr_skip_test("cannot fill a loopback accept queue here");
+    struct fx f;
+    fx_init(&f, 0);
+    snprintf(f.addr[0], sizeof f.addr[0], "127.0.0.1:%d", port);
+    f.naddr = 1;
+    f.lim.connect_timeout_ms = 300;
+    fx_run(&f, c_connect_timeout);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    cr_assert_eq(f.stats.upstream_connect_errors, 1);
+    cr_assert_eq(f.stats.responses[5], 1);
+    cr_assert_eq(f.last_log_status, 504);
+}
+
+/* hello_from: a GET /hello on a new connection answered by upstream id */
+static bool hello_from(struct fx *f, char id)
+{
+    struct resp r;
+    int st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    bool ok = st == 200 && r.blen == 7 && r.body[6] == id;
+    CHECK(f, st == 200, "status %d", st);
+    resp_free(&r);
+    return ok;
+}
+
+/* with another address up, a connect timeout is no 504: the request goes
+ * on to the next address (and the timed-out one is marked down) */
+static void c_connect_next(struct fx *f)
+{
+    for (int i = 0; i < 3; i++)
+        CHECK(f, hello_from(f, 'A'), "request %d not answered by A", i);
+}
+
+Test(proxy, a_connect_timeout_moves_on_to_the_next_address)
+{
+    int fds[8], port = 0;
+    int n = blackhole(fds, 8, &port);
+    if (!n)
+        cr_skip_test("cannot fill a loopback accept queue here");
+    struct fx f;
+    fx_init(&f, 1);
+    snprintf(f.addr[1], sizeof f.addr[1], "%s", f.addr[0]);
+    snprintf(f.addr[0], sizeof f.addr[0], "127.0.0.1:%d", port);
+    f.naddr = 2;
+    f.lim.connect_timeout_ms = 300;
+    fx_run(&f, c_connect_next);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    cr_assert_geq(f.stats.upstream_connect_errors, 1);
+    cr_assert_eq(f.stats.responses[2], 3);
+}
+
+/* an upstream that reads the request and says nothing: 504; one that sends
+ * its head and then nothing: the client is cut, never given a whole-looking
+ * response */
+static void c_response_timeout(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /silent HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 504, "silent: status %d", st);
+    resp_free(&r);
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    bool ok = sends(c.fd, "GET /stall HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(f, ok, "send");
+    char *e = NULL;
+    while (ok && !(e = c.len ? memmem(c.buf, c.len, "\r\n\r\n", 4) : NULL))
+        ok = cl_fill(&c);
+    CHECK(f, e && !strncmp(c.buf, "HTTP/1.1 200 ", 13), "stall: no head");
+    while (ok)
+        ok = cl_fill(&c); /* to the end: the proxy cuts the connection */
+    if (e) {
+        size_t body = c.len - (size_t)(e - c.buf) - 4;
+        CHECK(f, body < 100, "stall: %zu body bytes of 100 and the end", body);
+    }
+    cl_close(&c);
+}
+
+Test(proxy, upstream_silence_is_a_504_before_the_response_and_a_cut_during_it)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.response_timeout_ms = 300;
+    fx_run(&f, c_response_timeout);
+    cr_assert_eq(f.stats.upstream_timeouts, 2);
+    cr_assert_eq(f.stats.responses[5], 1);
+    cr_assert_eq(atomic_load(&f.up[0].reqs), 2);
+}
+
+/* a pooled connection the upstream closes as the next request arrives (its
+ * keep-alive timeout firing): the request, a GET none of which was answered,
+ * is sent again on a new connection */
+static void c_stale(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /ka-drop HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "first: status %d", st);
+    resp_free(&r);
+    st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "second: status %d", st);
+    CHECK(f, st != 200 || !strcmp(r.body, "hello A"), "second: body '%s'", r.body);
+    resp_free(&r);
+}
+
+Test(proxy, a_pooled_connection_closed_under_a_get_is_retried_on_a_new_one)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_stale);
+    cr_assert_eq(f.stats.upstream_reuses, 1);
+    cr_assert_eq(f.stats.retries, 1);
+    cr_assert_eq(atomic_load(&f.up[0].conns), 2);
+    cr_assert_eq(atomic_load(&f.up[0].reqs), 3);
+}
+
+/* an upstream that closes its keep-alive connection once idle: the next
+ * request gets a working connection, whether the proxy saw the close first
+ * (the connection leaves the pool) or met it when sending (a retry) */
+static void c_idle_close(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /hello-close HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "first: status %d", st);
+    resp_free(&r);
+    st = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "second: status %d", st);
+    resp_free(&r);
+}
+
+Test(proxy, an_upstream_closing_an_idle_pooled_connection_costs_no_request)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_idle_close);
+    cr_assert_eq(atomic_load(&f.up[0].conns), 2);
+    cr_assert_eq(f.stats.responses[2], 2);
+}
+
+/* HEAD: the length is passed on, no body is awaited, and the client and
+ * upstream connections both carry the next request */
+static void c_head(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    struct resp r;
+    bool ok = sends(c.fd, "HEAD /hello HTTP/1.1\r\nHost: a\r\n\r\n") && cl_resp(&c, &r, true);
+    CHECK(f, ok && r.status == 200, "head: status %d", ok ? r.status : 0);
+    if (ok) {
+        const char *v = resp_header(&r, "Content-Length");
+        CHECK(f, v && !strcmp(v, "1234"), "head: content-length %s", v ? v : "-");
+        CHECK(f, !resp_header(&r, "Connection"), "head: %s", r.head);
+        resp_free(&r);
+    }
+    ok = ok && sends(c.fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n") && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 200, "get after head: status %d", ok ? r.status : 0);
+    if (ok) {
+        CHECK(f, !strcmp(r.body, "hello A"), "get after head: body '%s'", r.body);
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+Test(proxy, head_gets_the_length_without_a_body_and_keeps_the_connection)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_head);
+    cr_assert_eq(f.stats.conns_accepted, 1);
+    cr_assert_eq(atomic_load(&f.up[0].conns), 1);
+    cr_assert_eq(atomic_load(&f.up[0].reqs), 2);
+    cr_assert_eq(f.stats.responses[2], 2);
+}
+
+/* a head that never ends is a 408 (from accept for the first request, from
+ * its first byte for a later one); an idle keep-alive client is closed */
+static bool get_hello(struct cl *c)
+{
+    struct resp r;
+    bool ok = sends(c->fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n") && cl_resp(c, &r, false);
+    ok = ok && r.status == 200;
+    resp_free(&r);
+    return ok;
+}
+
+static void expect_408(struct fx *f, struct cl *c, const char *what)
+{
+    struct resp r;
+    bool ok = cl_resp(c, &r, false);
+    CHECK(f, ok && r.status == 408, "%s: status %d", what, ok ? r.status : 0);
+    CHECK(f, !ok || resp_header(&r, "Connection"), "%s: no Connection: close", what);
+    resp_free(&r);
+    CHECK(f, cl_eof(c), "%s: the connection stayed open", what);
+}
+
+static void c_client_timeouts(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    CHECK(f, sends(c.fd, "GET /hello HTTP/1.1\r\nHost: a\r\n"), "send");
+    expect_408(f, &c, "partial head");
+    cl_close(&c);
+    if (!cl_open(&c, f->port))
+        return;
+    expect_408(f, &c, "nothing sent");
+    cl_close(&c);
+    if (!cl_open(&c, f->port))
+        return;
+    CHECK(f, get_hello(&c), "keep-alive request");
+    CHECK(f, sends(c.fd, "GET /hel"), "send");
+    expect_408(f, &c, "partial second head");
+    cl_close(&c);
+    if (!cl_open(&c, f->port))
+        return;
+    CHECK(f, get_hello(&c), "idle: request");
+    CHECK(f, cl_eof(&c), "an idle keep-alive connection stayed open");
+    cl_close(&c);
+}
+
+Test(proxy, slow_heads_get_408_and_idle_keep_alive_clients_are_closed)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.header_timeout_ms = 500; /* whole heads are sent at once: they make it */
+    f.lim.idle_timeout_ms = 300;
+    fx_run(&f, c_client_timeouts);
+    cr_assert_eq(f.stats.header_timeouts, 3);
+    cr_assert_eq(atomic_load(&f.up[0].reqs), 2);
+}
+
+/* max_connections: the connection past it gets 503 and is closed; once the
+ * others have gone, new ones are served */
+static void c_capacity(struct fx *f)
+{
+    struct cl a, b, c;
+    bool oa = cl_open(&a, f->port), ob = cl_open(&b, f->port);
+    CHECK(f, oa && ob, "connect");
+    if (oa && ob) {
+        /* both served, so both are counted */
+        CHECK(f, get_hello(&a) && get_hello(&b), "the first two clients");
+        if (cl_open(&c, f->port)) {
+            struct resp r;
+            bool ok = cl_resp(&c, &r, false);
+            CHECK(f, ok && r.status == 503, "third: status %d", ok ? r.status : 0);
+            resp_free(&r);
+            CHECK(f, cl_eof(&c), "third: the connection stayed open");
+            cl_close(&c);
+        }
+    }
+    if (oa)
+        cl_close(&a);
+    if (ob)
+        cl_close(&b);
+    /* the proxy learns of those closes on its own loop: try until served */
+    bool served = false;
+    for (int i = 0; i < IO_TIMEOUT_S * 20 && !served; i++) {
+        struct resp r;
+        served = req(f, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", &r) == 200;
+        resp_free(&r);
+        if (!served)
+            usleep(50000);
+    }
+    CHECK(f, served, "no client served after the first two left");
+}
+
+Test(proxy, past_max_connections_a_client_gets_503_until_others_leave)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.max_connections = 2;
+    fx_run(&f, c_capacity);
+    cr_assert_geq(f.stats.over_capacity, 1);
+    cr_assert_geq(f.stats.responses[2], 3);
+}
+
+/* down_ms: an address that refused a connect is skipped (here even once it
+ * listens) while another is up, then tried again */
+#define DOWN_MS 1500
+
+static void c_down(struct fx *f)
+{
+    long long t0 = mono_ms();
+    int not_a = 0;
+    /* the first request is refused by the first address: it is marked down */
+    for (int i = 0; i < 4; i++)
+        not_a += !hello_from(f, 'A');
+    if (ups_listen(&f->up[1], f, 'B', f->spare_fd))
+        f->spare_fd = -1;
+    else
+        CHECK(f, false, "B cannot listen");
+    for (int i = 0; i < 4; i++)
+        not_a += !hello_from(f, 'A');
+    f->down_ms_seen = mono_ms() - t0;
+    /* past down_ms B may rightly have been tried: then nothing can be told */
+    CHECK(f, not_a == 0 || f->down_ms_seen >= DOWN_MS, "%d answers not from A while B was down",
+          not_a);
+    bool b = false;
+    for (int i = 0; i < IO_TIMEOUT_S * 20 && !b; i++) {
+        b = hello_from(f, 'B');
+        if (!b)
+            usleep(50000);
+    }
+    CHECK(f, b, "B was never tried again");
+}
+
+Test(proxy, an_address_that_refused_is_skipped_for_down_ms_then_tried_again)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    int port = 0;
+    f.spare_fd = bound_port(&port);
+    cr_assert_geq(f.spare_fd, 0);
+    snprintf(f.addr[1], sizeof f.addr[1], "%s", f.addr[0]);
+    snprintf(f.addr[0], sizeof f.addr[0], "127.0.0.1:%d", port);
+    f.naddr = 2;
+    f.nups = 2; /* up[1] runs once B listens */
+    f.lim.down_ms = DOWN_MS;
+    fx_run(&f, c_down);
+    if (f.spare_fd >= 0)
+        close(f.spare_fd);
+    if (f.down_ms_seen < DOWN_MS) { /* else the window passed: B may have been tried */
+        cr_assert_eq(f.stats.upstream_connect_errors, 1);
+    }
+    cr_assert_geq(atomic_load(&f.up[1].conns), 1);
+}
+
+/* proxy_close with requests in flight: the one answered before the deadline
+ * goes out whole with Connection: close, the one still waiting at the
+ * deadline is cut, and the close callback runs (fx_run checks it, the loop
+ * closing and, under ASan, leaks) */
+static bool wait_flag(atomic_int *a, int want)
+{
+    for (int i = 0; i < IO_TIMEOUT_S * 1000; i++) {
+        if (atomic_load(a) >= want)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static void c_close_inflight(struct fx *f)
+{
+    struct cl a, b;
+    bool oa = cl_open(&a, f->port), ob = cl_open(&b, f->port);
+    CHECK(f, oa && ob, "connect");
+    if (oa && ob) {
+        CHECK(f, sends(a.fd, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+        CHECK(f, sends(b.fd, "GET /silent HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+        CHECK(f, wait_flag(&f->up[0].reqs, 2), "the upstream did not get both requests");
+        if (!atomic_exchange(&f->done_sent, 1))
+            uv_async_send(&f->done); /* on_done closes the proxy */
+        CHECK(f, wait_flag(&f->close_called, 1), "proxy_close was not called");
+        atomic_store(&f->up[0].release, 1);
+        struct resp r;
+        bool ok = cl_resp(&a, &r, false);
+        CHECK(f, ok && r.status == 200, "slow: status %d", ok ? r.status : 0);
+        if (ok) {
+            CHECK(f, !strcmp(r.body, "slow A"), "slow: body '%s'", r.body);
+            const char *v = resp_header(&r, "Connection");
+            CHECK(f, v && !strcasecmp(v, "close"), "slow: connection %s", v ? v : "-");
+            resp_free(&r);
+        }
+        CHECK(f, cl_eof(&a), "slow: the connection stayed open");
+        ok = cl_resp(&b, &r, false);
+        CHECK(f, !ok, "silent: a response (%d) after the deadline", r.status);
+        resp_free(&r);
+    }
+    if (oa)
+        cl_close(&a);
+    if (ob)
+        cl_close(&b);
+}
+
+Test(proxy, proxy_close_finishes_requests_in_flight_and_cuts_them_at_the_deadline)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.close_ms = 4000; /* ample for the /slow answer, which comes at once */
+    fx_run(&f, c_close_inflight);
+    cr_assert_eq(f.stats.conns_open, 0);
+    cr_assert_eq(f.stats.upstream_conns_open, 0);
+    cr_assert_eq(f.stats.responses[2], 1);
+    cr_assert_eq(atomic_load(&f.logs), 2);
+}
+
+/* a keep-alive client still reading its response is not idle: the proxy
+ * has the whole response (buffer_bytes is large) but the client takes
+ * longer than idle_timeout_ms to read the rest; it must get every byte */
+static void slow_tail(struct fx *f, const char *request, unsigned pause_ms, bool half_close)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    int rcv = 16384;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    bool ok = sends(c.fd, request);
+    if (ok && half_close) /* a request and then our end, as some HTTP/1.0 clients do */
+        ok = shutdown(c.fd, SHUT_WR) == 0;
+    char *e = NULL;
+    while (ok && !(e = c.len ? memmem(c.buf, c.len, "\r\n\r\n", 4) : NULL))
+        ok = cl_fill(&c);
+    if (e)
+        cl_consume(&c, (size_t)(e - c.buf) + 4);
+    /* the upstream is done; the client now reads nothing for longer than
+     * idle_timeout_ms: the slow reader this test is about */
+    CHECK(f, wait_flag(&f->up[0].big_sent, 1), "the upstream did not send it all");
+    usleep(pause_ms * 1000);
+    size_t got = 0;
+    uint32_t sum = FNV0;
+    while (ok && got < BIG) {
+        if (!c.len && !cl_fill(&c))
+            break;
+        size_t k = c.len < BIG - got ? c.len : BIG - got;
+        sum = fnv(c.buf, k, sum);
+        got += k;
+        cl_consume(&c, k);
+    }
+    char *want = pattern(BIG);
+    CHECK(f, got == BIG, "got %zu of %zu bytes", got, BIG);
+    CHECK(f, got != BIG || sum == fnv(want, BIG, FNV0), "body differs");
+    free(want);
+    cl_close(&c);
+}
+
+static void c_slow_tail(struct fx *f)
+{
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 1000, false);
+}
+
+/* the same with the connection's last response, after which it lingers */
+static void c_slow_last(struct fx *f)
+{
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 3000, false);
+}
+
+/* a client that half-closes after its request: its end of the connection
+ * is no reason to drop the response still queued for it */
+static void c_half_close(struct fx *f)
+{
+    slow_tail(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 300, true);
+    /* and two pipelined requests before the end: both are answered */
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    bool ok = sends(c.fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+                          "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n") &&
+              shutdown(c.fd, SHUT_WR) == 0;
+    for (int i = 0; ok && i < 2; i++) {
+        struct resp r;
+        ok = cl_resp(&c, &r, false);
+        CHECK(f, ok && r.status == 200, "pipelined %d: status %d", i, ok ? r.status : 0);
+        resp_free(&r);
+    }
+    CHECK(f, !ok || cl_eof(&c), "pipelined: the connection stayed open");
+    cl_close(&c);
+}
+
+Test(proxy, a_client_that_half_closes_still_gets_its_whole_response)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20;
+    fx_run(&f, c_half_close);
+}
+
+Test(proxy, a_client_still_reading_its_last_response_is_not_cut)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20;
+    fx_run(&f, c_slow_last);
+}
+
+Test(proxy, a_client_still_reading_its_response_is_not_idle)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20; /* the proxy takes the whole response at once */
+    f.lim.idle_timeout_ms = 200;
+    fx_run(&f, c_slow_tail);
+}
+
+/* proxy_close while a response is whole in the proxy's queue but not yet
+ * read by its client: the connection is not idle, the response goes out */
+static void c_close_tail(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    int rcv = 16384;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    bool ok = sends(c.fd, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(f, wait_flag(&f->logs, 1), "the response never went whole into the queue");
+    if (!atomic_exchange(&f->done_sent, 1))
+        uv_async_send(&f->done); /* on_done closes the proxy */
+    CHECK(f, wait_flag(&f->close_called, 1), "proxy_close was not called");
+    struct resp r;
+    ok = ok && cl_resp(&c, &r, false);
+    CHECK(f, ok && r.status == 200 && r.blen == BIG, "status %d, %zu bytes", ok ? r.status : 0,
+          ok ? r.blen : 0);
+    resp_free(&r);
+    CHECK(f, cl_eof(&c), "the connection stayed open");
+    cl_close(&c);
+}
+
+Test(proxy, proxy_close_lets_a_queued_response_reach_its_client)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.buffer_bytes = 16 << 20; /* the proxy takes the whole response at once */
+    f.close_ms = 4000;
+    fx_run(&f, c_close_tail);
+}
+
+/* The proxy remembers at most 4096 upstream addresses (MAX_POOLS in
+ * proxy.c); past that, pool_get sweeps those without connections. The
+ * sweep must not free an address a request being forwarded holds: here the
+ * 4096th address is made by proxy_forward and the 4097th, in the same call,
+ * sweeps. Under ASan a freed one is a use-after-free. */
+#define POOLS_MAX 4096
+
+static void decide_many(struct proxy_req *r, void *ctx)
+{
+    struct fx *f = ctx;
+    char key[32], a1[64];
+    struct proxy_upstream ups[2];
+    snprintf(key, sizeof key, "k%d", f->nreq); /* rr starts at 0: ups[0] first */
+    if (f->nreq < POOLS_MAX - 2) { /* A answers; the other address is only remembered */
+        snprintf(a1, sizeof a1, "127.0.0.2:%d", 1000 + f->nreq);
+        ups[0].addr = f->addr[0];
+        ups[1].addr = a1;
+    } else { /* two new addresses, both refusing: 502 */
+        ups[0].addr = f->addr[1];
+        ups[1].addr = f->addr[2];
+    }
+    f->nreq++;
+    int rc = proxy_forward(r, key, ups, 2);
+    CHECK(f, rc == 0, "proxy_forward: %d", rc);
+}
+
+static void c_many(struct fx *f)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    for (int i = 0; i < POOLS_MAX - 1; i++) {
+        struct resp r;
+        bool ok = sends(c.fd, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n") && cl_resp(&c, &r, false);
+        int want = i < POOLS_MAX - 2 ? 200 : 502;
+        CHECK(f, ok && r.status == want, "request %d: status %d", i, ok ? r.status : 0);
+        resp_free(&r);
+        if (!ok)
+            break;
+    }
+    cl_close(&c);
+}
+
+Test(proxy, forgetting_addresses_past_the_limit_spares_those_in_use)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    int p1 = 0, p2 = 0;
+    int fd1 = bound_port(&p1), fd2 = bound_port(&p2);
+    snprintf(f.addr[1], sizeof f.addr[1], "127.0.0.1:%d", p1);
+    snprintf(f.addr[2], sizeof f.addr[2], "127.0.0.1:%d", p2);
+    f.decide = decide_many;
+    if (fd1 >= 0 && fd2 >= 0)
+        fx_run(&f, c_many);
+    if (fd1 >= 0)
+        close(fd1);
+    if (fd2 >= 0)
+        close(fd2);
+    cr_assert(fd1 >= 0 && fd2 >= 0, "no free port");
+    cr_assert_eq(f.nreq, POOLS_MAX - 1);
+}
+
+/* a cut response whose end would be the connection's end (no length from
+ * the upstream; a chunked one de-chunked for HTTP/1.0) ends in a reset: a
+ * clean end would pass it off as whole */
+static void cut_ends_in_reset(struct fx *f, const char *what, const char *request)
+{
+    struct cl c;
+    if (!cl_open(&c, f->port)) {
+        CHECK(f, false, "connect");
+        return;
+    }
+    bool ok = sends(c.fd, request);
+    ssize_t n;
+    do {
+        char b[4096];
+        n = recv(c.fd, b, sizeof b, 0);
+    } while (ok && n > 0);
+    CHECK(f, n < 0 && errno == ECONNRESET, "%s: ended by %s", what,
+          n == 0 ? "a clean end, which looks whole" : strerror(errno));
+    cl_close(&c);
+}
+
+static void c_cut_reset(struct fx *f)
+{
+    cut_ends_in_reset(f, "no length", "GET /stall-eof HTTP/1.1\r\nHost: a\r\n\r\n");
+    cut_ends_in_reset(f, "de-chunked", "GET /stall-chunked HTTP/1.0\r\n\r\n");
+}
+
+Test(proxy, a_cut_response_without_its_own_framing_ends_in_a_reset)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    f.lim.response_timeout_ms = 300;
+    fx_run(&f, c_cut_reset);
+    cr_assert_eq(f.stats.upstream_timeouts, 2);
 }
