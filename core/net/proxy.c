@@ -2116,6 +2116,26 @@ static void u_connect(struct proxy_req *r, struct upool *pl)
 }
 
 /* u_fail: u broke (closed, reset, timed out, spoke nonsense) */
+
+/* replayable: may the request be sent again after a pooled connection died
+ * under it? Only an idempotent method (RFC 9110 9.2.2: GET, HEAD, OPTIONS,
+ * TRACE, PUT, DELETE) or one that carries an Idempotency-Key: the upstream
+ * may have acted on a POST even though it never answered */
+static bool replayable(const struct proxy_req *r)
+{
+    switch (r->method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+        return true;
+    default:
+        return head_get(&r->h, "Idempotency-Key") || head_get(&r->h, "X-Idempotency-Key");
+    }
+}
+
 static void u_fail(struct uconn *u, int why)
 {
     struct proxy *p = u->p;
@@ -2145,7 +2165,7 @@ static void u_fail(struct uconn *u, int why)
     }
     if (!r->resp_head_sent) {
         bool retry = u->reused && !u->got_bytes && !r->body_sent && why != UF_TIMEOUT &&
-                     why != UF_BAD;
+                     why != UF_BAD && replayable(r);
         r->u = NULL;
         u_close(u);
         if (retry) {

@@ -1569,6 +1569,36 @@ Test(proxy, a_pooled_connection_closed_under_a_get_is_retried_on_a_new_one)
     cr_assert_eq(atomic_load(&f.up[0].reqs), 3);
 }
 
+/* the same for a POST without a body: the upstream may have acted on it, so
+ * it is not sent again (RFC 9110 9.2.2); with an Idempotency-Key it is */
+static void c_stale_post(struct fx *f)
+{
+    struct resp r;
+    int st = req(f, "GET /ka-drop HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "first: status %d", st);
+    resp_free(&r);
+    st = req(f, "POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &r);
+    CHECK(f, st == 502, "a POST is not replayed: status %d", st);
+    resp_free(&r);
+    st = req(f, "GET /ka-drop HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    CHECK(f, st == 200, "third: status %d", st);
+    resp_free(&r);
+    st = req(f,
+             "POST /hello HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\n"
+             "Content-Length: 0\r\n\r\n",
+             &r);
+    CHECK(f, st == 200, "a POST with an Idempotency-Key is replayed: status %d", st);
+    resp_free(&r);
+}
+
+Test(proxy, a_post_is_not_replayed_after_its_pooled_connection_dies)
+{
+    struct fx f;
+    fx_init(&f, 1);
+    fx_run(&f, c_stale_post);
+    cr_assert_eq(f.stats.retries, 1);
+}
+
 /* an upstream that closes its keep-alive connection once idle: the next
  * request gets a working connection, whether the proxy saw the close first
  * (the connection leaves the pool) or met it when sending (a retry) */
