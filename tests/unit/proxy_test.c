@@ -919,6 +919,21 @@ Test(proxy, a_10_mb_post_streams_to_the_upstream_intact)
     fx_run(&f, c_upload);
 }
 
+/* the /echo answer for the body "hello world" on c (when ok), then close c */
+static void expect_hello_echo(struct fx *f, struct cl *c, bool ok)
+{
+    struct resp r;
+    ok = ok && cl_resp(c, &r, false);
+    CHECK(f, ok && r.status == 200, "status %d", ok ? r.status : 0);
+    if (ok) {
+        char want[64];
+        snprintf(want, sizeof want, "len=11 sum=%08x", fnv("hello world", 11, FNV0));
+        CHECK(f, strcmp(r.body, want) == 0, "got '%s' want '%s'", r.body, want);
+        resp_free(&r);
+    }
+    cl_close(c);
+}
+
 /* a chunked request body goes upstream chunked and whole */
 static void c_chunked_req(struct fx *f)
 {
@@ -927,16 +942,7 @@ static void c_chunked_req(struct fx *f)
         return;
     bool ok = sends(c.fd, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                           "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
-    struct resp r;
-    ok = ok && cl_resp(&c, &r, false);
-    CHECK(f, ok && r.status == 200, "status");
-    if (ok) {
-        char want[64];
-        snprintf(want, sizeof want, "len=11 sum=%08x", fnv("hello world", 11, FNV0));
-        CHECK(f, strcmp(r.body, want) == 0, "got '%s' want '%s'", r.body, want);
-        resp_free(&r);
-    }
-    cl_close(&c);
+    expect_hello_echo(f, &c, ok);
 }
 
 Test(proxy, a_chunked_request_body_arrives_whole)
@@ -1376,16 +1382,7 @@ static void c_expect(struct fx *f)
     if (ok)
         cl_consume(&c, sizeof cont - 1);
     ok = ok && sends(c.fd, "hello world");
-    struct resp r;
-    ok = ok && cl_resp(&c, &r, false);
-    CHECK(f, ok && r.status == 200, "status %d", ok ? r.status : 0);
-    if (ok) {
-        char want[64];
-        snprintf(want, sizeof want, "len=11 sum=%08x", fnv("hello world", 11, FNV0));
-        CHECK(f, strcmp(r.body, want) == 0, "got '%s' want '%s'", r.body, want);
-        resp_free(&r);
-    }
-    cl_close(&c);
+    expect_hello_echo(f, &c, ok);
 }
 
 Test(proxy, expect_100_continue_is_answered_by_the_proxy_and_not_forwarded)
