@@ -66,40 +66,17 @@ static int exec_approve(struct cmd_ctx *c, void *vo, int argc, char **argv)
     bool locked = false;
     char *me = NULL;
     int code = EXIT_OK;
-    if (promo_check_id(id, &e) || cmd_project(c, &proj, &e)) {
-        code = cmd_error(c, &e);
-        goto out;
-    }
     if (!o->yes && !c->tty_in) {
         err_set(&e, PE_USAGE, NULL, "refusing to approve promotion %s without confirmation", id);
         err_hint(&e, "pass --yes to apply it without asking (stdin is not a terminal)");
         code = cmd_error(c, &e);
         goto out;
     }
+    if (cmd_promo_open_pending(c, id, "approve", &proj, &lk, &locked, &rec, &e)) {
+        code = cmd_error(c, &e);
+        goto out;
+    }
     const char *sd = proj->state_dir;
-    if (promo_lock(&lk, sd, c->command_line, &e)) {
-        code = cmd_error(c, &e);
-        goto out;
-    }
-    locked = true;
-    if (promo_load(&rec, sd, id, &e)) {
-        code = cmd_error(c, &e);
-        goto out;
-    }
-    const char *st = val_map_str(rec, "state", "?");
-    if (strcmp(st, "pending") != 0) {
-        const char *by = val_map_str(rec, !strcmp(st, "rejected") ? "rejected_by" : "approved_by",
-                                     NULL);
-        err_set(&e, PE_USAGE, NULL, "promotion %s is %s%s%s, not pending: there is nothing to "
-                                    "approve",
-                id, st, by ? " by " : "", by ? by : "");
-        err_hint(&e, "`prenv promotions` shows every promotion; `prenv promote %s %s` asks "
-                     "again",
-                 val_map_str(rec, "from", "FROM"), val_map_str(rec, "to", "TO"));
-        e.code = PE_CONFIG; /* a refusal, not a usage mistake: exit 1 */
-        code = cmd_error(c, &e);
-        goto out;
-    }
     me = promo_identity(proj->dir);
     const char *asker = val_map_str(rec, "requested_by", "");
     if (promo_same_person(me, asker)) {

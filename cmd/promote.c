@@ -54,6 +54,32 @@ static void show_config_diff(struct cmd_ctx *c, const char *from, const char *to
     free(o);
 }
 
+int cmd_promo_open_pending(struct cmd_ctx *c, const char *id, const char *verb,
+                           struct project **proj, struct lock *lk, bool *locked,
+                           struct val **rec, struct err *e)
+{
+    int rc = promo_check_id(id, e);
+    if (!rc)
+        rc = cmd_project(c, proj, e);
+    if (!rc)
+        rc = promo_lock(lk, (*proj)->state_dir, c->command_line, e);
+    if (rc)
+        return rc;
+    *locked = true;
+    if ((rc = promo_load(rec, (*proj)->state_dir, id, e)))
+        return rc;
+    const char *st = val_map_str(*rec, "state", "?");
+    if (!strcmp(st, "pending"))
+        return 0;
+    const char *by =
+        val_map_str(*rec, !strcmp(st, "rejected") ? "rejected_by" : "approved_by", NULL);
+    err_set(e, PE_CONFIG, NULL, "promotion %s is %s%s%s, not pending: there is nothing to %s", id,
+            st, by ? " by " : "", by ? by : "", verb);
+    err_hint(e, "`prenv promotions` shows every promotion; `prenv promote %s %s` asks again",
+             val_map_str(*rec, "from", "FROM"), val_map_str(*rec, "to", "TO"));
+    return PE_CONFIG; /* a refusal, not a usage mistake: exit 1 */
+}
+
 int cmd_promo_apply(struct cmd_ctx *c, struct val *rec, const char *state_dir, bool yes,
                     bool json, bool approving)
 {

@@ -17,4 +17,15 @@ int cmd_promo_apply(struct cmd_ctx *c, struct val *rec, const char *state_dir, b
 /* cmd_promo_describe: "staging -> prod: shop 1.4.0 (sha256:...)" */
 void cmd_promo_describe(struct sb *out, const struct val *rec);
 
+struct lock;
+struct project;
+/* cmd_promo_open_pending: what approve and reject start with — check the ID,
+ * open the project, take the promotions lock (*locked says so; the caller
+ * releases it) and load the record, which must still be pending (a refusal
+ * naming its state and who settled it, for `verb`: "approve", "reject").
+ * The caller frees *proj and *rec whatever the result. */
+int cmd_promo_open_pending(struct cmd_ctx *c, const char *id, const char *verb,
+                           struct project **proj, struct lock *lk, bool *locked,
+                           struct val **rec, struct err *e);
+
 #endif

@@ -32,29 +32,11 @@ static int exec_reject(struct cmd_ctx *c, void *vo, int argc, char **argv)
     bool locked = false;
     char *me = NULL;
     int code = EXIT_OK;
-    if (promo_check_id(id, &e) || cmd_project(c, &proj, &e)) {
+    if (cmd_promo_open_pending(c, id, "reject", &proj, &lk, &locked, &rec, &e)) {
         code = cmd_error(c, &e);
         goto out;
     }
     const char *sd = proj->state_dir;
-    if (promo_lock(&lk, sd, c->command_line, &e)) {
-        code = cmd_error(c, &e);
-        goto out;
-    }
-    locked = true;
-    if (promo_load(&rec, sd, id, &e)) {
-        code = cmd_error(c, &e);
-        goto out;
-    }
-    const char *st = val_map_str(rec, "state", "?");
-    if (strcmp(st, "pending") != 0) {
-        err_set(&e, PE_CONFIG, NULL, "promotion %s is %s, not pending: only a pending promotion "
-                                     "can be rejected",
-                id, st);
-        err_hint(&e, "`prenv promotions` shows every promotion");
-        code = cmd_error(c, &e);
-        goto out;
-    }
     me = promo_identity(proj->dir);
     val_map_set(rec, "state", NULL, val_str("rejected", NULL));
     val_map_set(rec, "rejected_by", NULL, val_str(me, NULL));

@@ -531,6 +531,18 @@ int tl_wait_pid(int pid, long long timeout_ms)
     return -1;
 }
 
+void tl_stop_pid(int *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    if (tl_wait_pid(*pid, 30000) < 0) {
+        kill(*pid, SIGKILL);
+        tl_wait_pid(*pid, 5000);
+    }
+    *pid = 0;
+}
+
 bool tl_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms)
 {
     long long end = tm_mono_ms() + timeout_ms;

@@ -71,6 +71,9 @@ int tl_spawn(const struct tl_proj *p, const char *const *args, const char *const
              const char *logfile);
 /* tl_wait_pid: wait up to timeout_ms for pid to exit; its status or -1. */
 int tl_wait_pid(int pid, long long timeout_ms);
+/* tl_stop_pid: send *pid sig, wait up to 30 s, then SIGKILL it; *pid = 0.
+ * Nothing when *pid is not positive (the fini of a test that started none). */
+void tl_stop_pid(int *pid, int sig);
 /* tl_until: poll cond(ctx) every 50 ms for up to timeout_ms. */
 bool tl_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms);
 /* tl_leases: number of port lease files in the project's state. */

@@ -34,14 +34,7 @@ static char *logfile;
 
 static void fini(void)
 {
-    if (server_pid > 0) {
-        kill(server_pid, SIGTERM);
-        if (tl_wait_pid(server_pid, 30000) < 0) {
-            kill(server_pid, SIGKILL);
-            tl_wait_pid(server_pid, 5000);
-        }
-        server_pid = 0;
-    }
+    tl_stop_pid(&server_pid, SIGTERM);
     tl_proj_free(&P);
     if (logfile)
         unlink(logfile);

@@ -31,14 +31,7 @@ static cJSON *examples;
 
 static void stop_server(int sig)
 {
-    if (server_pid > 0) {
-        kill(server_pid, sig);
-        if (tl_wait_pid(server_pid, 30000) < 0) {
-            kill(server_pid, SIGKILL);
-            tl_wait_pid(server_pid, 5000);
-        }
-        server_pid = 0;
-    }
+    tl_stop_pid(&server_pid, sig);
 }
 
 static void fini(void)
